@@ -1,0 +1,1 @@
+"""WSD Server: the OpenAI-compatible HTTP front end and the `wsd` command."""

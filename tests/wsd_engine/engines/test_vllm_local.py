@@ -1,0 +1,143 @@
+"""The in-process vLLM adapter on the real embedded models."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psutil
+import pytest
+
+from wsd_engine.config import PromptTemplate
+from wsd_engine.engines.protocol import FinishReason, SamplingSettings
+from wsd_engine.templates import Message, MessageRole, render_prompt
+
+pytestmark = pytest.mark.slow
+
+QUESTION = [Message(MessageRole.USER, "Name three colours of the rainbow.")]
+
+
+async def collect(engine, prompt_ids, settings, request_id):
+    tokens, text, logprobs, finish = [], "", [], None
+    async for delta in engine.generate(prompt_ids, settings, request_id):
+        tokens += delta.token_ids
+        text += delta.text
+        if delta.logprobs is not None:
+            logprobs += [entry.logprob for entry in delta.logprobs]
+        finish = delta.finish_reason
+    return tokens, text, logprobs, finish
+
+
+async def test_both_engines_answer_in_one_process(engine_pair):
+    pilot_prompt = render_prompt(engine_pair.pilot.tokenizer, QUESTION, PromptTemplate.CHAT)
+    base_prompt = render_prompt(engine_pair.base.tokenizer, QUESTION, PromptTemplate.PLAIN)
+    settings = SamplingSettings(max_tokens=16)
+    (p_tokens, p_text, _, p_finish), (b_tokens, b_text, _, b_finish) = await asyncio.gather(
+        collect(engine_pair.pilot, pilot_prompt.token_ids, settings, "both-pilot"),
+        collect(engine_pair.base, base_prompt.token_ids, settings, "both-base"),
+    )
+    assert p_tokens and p_text.strip()
+    assert b_tokens and b_text.strip()
+    assert p_finish in (FinishReason.STOP, FinishReason.LENGTH)
+    assert b_finish in (FinishReason.STOP, FinishReason.LENGTH)
+    assert engine_pair.pilot.max_model_len == 2048
+
+
+async def test_greedy_pilot_generation_is_deterministic(engine_pair):
+    prompt = render_prompt(engine_pair.pilot.tokenizer, QUESTION, PromptTemplate.CHAT)
+    settings = SamplingSettings(max_tokens=32)
+    first = await collect(engine_pair.pilot, prompt.token_ids, settings, "det-1")
+    second = await collect(engine_pair.pilot, prompt.token_ids, settings, "det-2")
+    assert first[0] == second[0]
+    assert first[1] == second[1]
+
+
+@pytest.mark.parametrize("role", ["pilot", "base"])
+async def test_scoring_matches_generation_logprobs(engine_pair, role):
+    engine = getattr(engine_pair, role)
+    template = PromptTemplate.CHAT if role == "pilot" else PromptTemplate.PLAIN
+    prompt = render_prompt(engine.tokenizer, QUESTION, template)
+    settings = SamplingSettings(max_tokens=24, num_logprobs=0, ignore_eos=True)
+    tokens, _, generated_logprobs, _ = await collect(
+        engine, prompt.token_ids, settings, f"gen-{role}"
+    )
+    assert len(tokens) == 24
+    scored = await engine.score(prompt.token_ids, tokens, f"score-{role}")
+    assert len(scored) == len(tokens)
+    for position, (a, b) in enumerate(zip(scored, generated_logprobs, strict=True)):
+        assert abs(a - b) <= 1e-2, f"token {position}: scored {a}, generated {b}"
+    # scoring a different continuation gives different numbers (the check is not vacuous)
+    other = await engine.score(prompt.token_ids, list(reversed(tokens)), f"score-rev-{role}")
+    assert other != scored
+
+
+async def test_scoring_an_empty_continuation_returns_nothing(engine_pair):
+    assert await engine_pair.base.score([2, 108], [], "score-empty") == []
+
+
+async def _wait_idle(pair, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while pair.num_unfinished_requests() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return pair.num_unfinished_requests()
+
+
+async def test_abort_stops_a_running_generation_promptly(engine_pair):
+    engine = engine_pair.pilot
+    prompt = render_prompt(engine.tokenizer, QUESTION, PromptTemplate.CHAT)
+    settings = SamplingSettings(max_tokens=1000, ignore_eos=True)
+    received = 0
+    finish = None
+    aborted_at = None
+    async for delta in engine.generate(prompt.token_ids, settings, "abort-me"):
+        received += len(delta.token_ids)
+        finish = delta.finish_reason
+        if aborted_at is None and received >= 3:
+            aborted_at = time.monotonic()
+            await engine.abort("abort-me")
+            break
+    assert aborted_at is not None and received < 1000
+    assert finish is None
+    assert await _wait_idle(engine_pair) == 0
+    assert time.monotonic() - aborted_at < 1.0
+
+
+async def test_cancelling_the_consumer_aborts_the_request(engine_pair):
+    engine = engine_pair.base
+    settings = SamplingSettings(max_tokens=1000, ignore_eos=True)
+    started = asyncio.Event()
+
+    async def consume():
+        async for _ in engine.generate([2, 108, 236840], settings, "cancel-me"):
+            started.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), timeout=30)
+    assert engine.num_unfinished_requests() == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _wait_idle(engine_pair, timeout_s=1.0) == 0
+
+
+def test_shutdown_leaves_no_child_process(embedded_config, model_paths, engine_pair):
+    from wsd_engine.engines.vllm_local import VLLMEngine
+
+    me = psutil.Process()
+    before = {child.pid for child in me.children(recursive=True)}
+    model = embedded_config.pilot.model_copy(update={"served_model_name": "shutdown-probe"})
+    engine = VLLMEngine.start(model, model_paths[embedded_config.pilot.served_model_name])
+    started = {child.pid for child in me.children(recursive=True)} - before
+    assert started, "the engine should run its core in a child process"
+    engine.shutdown()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alive = [
+            pid
+            for pid in started
+            if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        ]
+        if not alive:
+            break
+        time.sleep(0.1)
+    assert not alive, f"engine processes left behind: {alive}"

@@ -1,0 +1,92 @@
+import math
+
+import pytest
+
+from wsd_engine.switch_rule import SwitchTracker, find_accept_index, window_passes
+
+
+def lp(*probs: float) -> list[float]:
+    return [math.log(p) if p > 0 else -math.inf for p in probs]
+
+
+def test_passes_at_first_possible_index():
+    assert find_accept_index(lp(0.9, 0.9, 0.9), window=3, threshold=0.8) == 2
+
+
+def test_no_window_passes_returns_none():
+    assert find_accept_index(lp(0.5, 0.9, 0.9, 0.5, 0.9, 0.9), window=3, threshold=0.8) is None
+
+
+def test_first_passing_window_wins_over_later_ones():
+    probs = lp(0.1, 0.9, 0.9, 0.9, 0.99, 0.99)
+    # windows end at 2: (.1,.9,.9) fails; end at 3: (.9,.9,.9) = 0.9 passes.
+    assert find_accept_index(probs, window=3, threshold=0.8) == 3
+
+
+def test_geometric_not_arithmetic_mean():
+    # arithmetic mean (0.5 + 1 + 1) / 3 = 0.83 would pass; geometric 0.5^(1/3) = 0.79 fails
+    assert find_accept_index(lp(0.5, 1.0, 1.0), window=3, threshold=0.8) is None
+    assert find_accept_index(lp(0.52, 1.0, 1.0), window=3, threshold=0.8) == 2
+
+
+def test_zero_probability_blocks_its_windows():
+    probs = lp(1.0, 0.0, 1.0, 1.0, 1.0)
+    assert find_accept_index(probs, window=2, threshold=0.5) == 3
+
+
+def test_draft_shorter_than_window_never_passes():
+    assert find_accept_index(lp(1.0, 1.0), window=6, threshold=0.1) is None
+    assert find_accept_index([], window=1, threshold=0.0) is None
+
+
+def test_threshold_zero_passes_first_full_window_even_with_zero_probabilities():
+    assert find_accept_index(lp(0.0, 0.0, 0.0), window=2, threshold=0.0) == 1
+
+
+def test_threshold_one_needs_certainty():
+    assert find_accept_index(lp(1.0, 0.999999, 1.0, 1.0), window=2, threshold=1.0) == 3
+    assert find_accept_index(lp(0.999, 0.999), window=2, threshold=1.0) is None
+
+
+def test_window_one_is_per_token():
+    assert find_accept_index(lp(0.2, 0.85, 0.9), window=1, threshold=0.8) == 1
+
+
+def test_window_passes_exact_boundary():
+    assert window_passes(lp(0.8, 0.8), 0.8)
+    assert not window_passes(lp(0.8, 0.79), 0.8)
+
+
+@pytest.mark.parametrize("chunks", [[6], [1, 1, 1, 1, 1, 1], [2, 4], [5, 1]])
+def test_tracker_matches_pure_rule_for_any_chunking(chunks):
+    probs = lp(0.3, 0.95, 0.9, 0.9, 0.95, 0.99)
+    tracker = SwitchTracker(window=3, threshold=0.8)
+    position = 0
+    for size in chunks:
+        tracker.extend(probs[position : position + size])
+        position += size
+    assert tracker.accept_index == find_accept_index(probs, 3, 0.8) == 3
+
+
+def test_tracker_settles_first_window_before_scoring():
+    tracker = SwitchTracker(window=6, threshold=0.8)
+    assert tracker.num_settled_by_score == 6
+    tracker.extend(lp(*[0.1] * 6))
+    # window ending at 5 failed, so token 6 is kept whatever follows
+    assert tracker.num_settled_by_score == 7
+    tracker.extend(lp(*[0.99] * 6))
+    assert tracker.accept_index == 11
+    assert tracker.num_settled_by_score == 12
+
+
+def test_tracker_ignores_scores_after_accepting():
+    tracker = SwitchTracker(window=2, threshold=0.5)
+    assert tracker.extend(lp(0.9, 0.9, 0.1)) == 1
+    assert tracker.extend(lp(0.9)) == 1
+    assert tracker.num_scored == 2
+
+
+@pytest.mark.parametrize(("window", "threshold"), [(0, 0.8), (6, -0.1), (6, 1.5)])
+def test_tracker_rejects_bad_settings(window, threshold):
+    with pytest.raises(ValueError):
+        SwitchTracker(window=window, threshold=threshold)

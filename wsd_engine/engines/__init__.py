@@ -1,0 +1,1 @@
+"""Engines behind the orchestrator: the protocol and its adapters."""

@@ -1,0 +1,118 @@
+"""What the orchestrator needs from an engine, independent of where the engine runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+
+class FinishReason(StrEnum):
+    """Why an engine stopped generating."""
+
+    STOP = "stop"
+    LENGTH = "length"
+    ABORT = "abort"
+
+
+class EngineError(RuntimeError):
+    """An engine failed while serving a request."""
+
+
+class EngineUnavailable(EngineError):
+    """The engine is gone or not answering (HTTP 503)."""
+
+
+class EngineRequestInvalid(EngineError):
+    """The engine rejected a request's parameters (HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Decoding settings for one engine request."""
+
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    num_logprobs: int | None = None
+    ignore_eos: bool = False
+
+
+@dataclass
+class TokenLogprob:
+    """Log-probability of a sampled token and, optionally, the top alternatives."""
+
+    token_id: int
+    logprob: float
+    top: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass
+class GenerationDelta:
+    """New output of a streaming generation since the previous delta."""
+
+    token_ids: list[int]
+    text: str
+    logprobs: list[TokenLogprob] | None = None
+    finish_reason: FinishReason | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        """True on the last delta of a request."""
+        return self.finish_reason is not None
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """One model behind one engine (in-process vLLM or a remote vLLM server)."""
+
+    @property
+    def model_name(self) -> str:
+        """Served model id."""
+        ...
+
+    @property
+    def max_model_len(self) -> int:
+        """Context length in tokens."""
+        ...
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's Hugging Face tokenizer."""
+        ...
+
+    def generate(
+        self, prompt_token_ids: Sequence[int], sampling: SamplingSettings, request_id: str
+    ) -> AsyncIterator[GenerationDelta]:
+        """Stream a generation; cancelling the consumer aborts the request."""
+        ...
+
+    async def score(
+        self, prefix_token_ids: Sequence[int], token_ids: Sequence[int], request_id: str
+    ) -> list[float]:
+        """Log-probability of each of `token_ids` given the prefix and the tokens before it."""
+        ...
+
+    async def abort(self, request_id: str) -> None:
+        """Stop a running request; unknown ids are ignored."""
+        ...
+
+    async def check_health(self) -> None:
+        """Raise EngineUnavailable when the engine cannot serve."""
+        ...
+
+    async def warm_up(self) -> None:
+        """Run a tiny request so the first real one does not pay for lazy set-up."""
+        ...
+
+    def num_unfinished_requests(self) -> int:
+        """Requests the engine is still working on."""
+        ...
+
+    def shutdown(self) -> None:
+        """Stop the engine and every process it started."""
+        ...

@@ -1,0 +1,249 @@
+"""In-process vLLM engine (AsyncLLM): the adapter the embedded default and GPU setups use."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from vllm import SamplingParams, TokensPrompt
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.exceptions import VLLMClientError
+from vllm.sampling_params import RequestOutputKind
+from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
+
+from wsd_engine.config import ModelConfig
+from wsd_engine.engines.protocol import (
+    EngineError,
+    EngineRequestInvalid,
+    EngineUnavailable,
+    FinishReason,
+    GenerationDelta,
+    SamplingSettings,
+    TokenLogprob,
+)
+
+logger = logging.getLogger(__name__)
+
+_GIB = 1 << 30
+_FINISH_REASONS = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
+
+
+@contextmanager
+def _engine_env(model: ModelConfig) -> Iterator[None]:
+    """Environment the engine core process reads when it is spawned (CPU thread binding)."""
+    overrides: dict[str, str] = {}
+    if model.cpu_threads_bind is not None:
+        overrides["VLLM_CPU_OMP_THREADS_BIND"] = model.cpu_threads_bind
+    if model.cpu_reserved_cores is not None:
+        overrides["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(model.cpu_reserved_cores)
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _is_cpu_platform() -> bool:
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
+def engine_args(model: ModelConfig, model_path: Path) -> AsyncEngineArgs:
+    """vLLM engine arguments for one configured model."""
+    kwargs: dict[str, Any] = {
+        "model": str(model_path),
+        "served_model_name": [model.served_model_name],
+        "dtype": model.dtype,
+        "max_model_len": model.max_model_len,
+        "enforce_eager": model.enforce_eager,
+        "enable_prefix_caching": model.enable_prefix_caching,
+        "tensor_parallel_size": model.tensor_parallel_size,
+        "disable_log_stats": True,
+    }
+    if _is_cpu_platform():
+        kwargs["kv_cache_memory_bytes"] = int(model.kv_cache_space_gib * _GIB)
+    else:
+        kwargs["gpu_memory_utilization"] = model.gpu_memory_utilization
+    return AsyncEngineArgs(**kwargs)
+
+
+def _to_sampling_params(
+    settings: SamplingSettings, output_kind: RequestOutputKind = RequestOutputKind.DELTA
+) -> SamplingParams:
+    return SamplingParams(
+        n=1,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        seed=settings.seed,
+        stop=list(settings.stop) or None,
+        stop_token_ids=list(settings.stop_token_ids) or None,
+        logprobs=settings.num_logprobs,
+        ignore_eos=settings.ignore_eos,
+        skip_special_tokens=True,
+        output_kind=output_kind,
+    )
+
+
+class VLLMEngine:
+    """One model in an in-process vLLM AsyncLLM (its engine core runs in a child process)."""
+
+    def __init__(self, llm: AsyncLLM, model: ModelConfig, model_path: Path) -> None:
+        self._llm = llm
+        self._config = model
+        self.model_path = model_path
+        self._tokenizer = llm.get_tokenizer()
+
+    @classmethod
+    def start(cls, model: ModelConfig, model_path: Path) -> VLLMEngine:
+        """Start the engine (blocking: 25-60 s on CPU for the embedded models)."""
+        started = time.monotonic()
+        logger.info(
+            "starting vLLM engine %s from %s (threads bind %s)",
+            model.served_model_name,
+            model_path,
+            model.cpu_threads_bind or "vLLM default",
+        )
+        with _engine_env(model):
+            llm = AsyncLLM.from_engine_args(engine_args(model, model_path))
+        logger.info(
+            "engine %s ready in %.1f s", model.served_model_name, time.monotonic() - started
+        )
+        return cls(llm, model, model_path)
+
+    @property
+    def model_name(self) -> str:
+        """Served model id."""
+        return self._config.served_model_name
+
+    @property
+    def max_model_len(self) -> int:
+        """Context length in tokens."""
+        return int(self._llm.model_config.max_model_len)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's Hugging Face tokenizer."""
+        return self._tokenizer
+
+    async def generate(
+        self, prompt_token_ids: Sequence[int], sampling: SamplingSettings, request_id: str
+    ) -> AsyncIterator[GenerationDelta]:
+        """Stream deltas; closing or cancelling the iterator aborts the request."""
+        params = _to_sampling_params(sampling)
+        prompt = TokensPrompt(prompt_token_ids=list(prompt_token_ids))
+        async with _translate_errors(self.model_name):
+            async for output in self._llm.generate(prompt, params, request_id):
+                completion = output.outputs[0]
+                finish = None
+                if output.finished:
+                    finish = _FINISH_REASONS.get(completion.finish_reason or "", FinishReason.ABORT)
+                yield GenerationDelta(
+                    token_ids=list(completion.token_ids),
+                    text=completion.text,
+                    logprobs=_token_logprobs(completion.token_ids, completion.logprobs),
+                    finish_reason=finish,
+                )
+
+    async def score(
+        self, prefix_token_ids: Sequence[int], token_ids: Sequence[int], request_id: str
+    ) -> list[float]:
+        """Log-probabilities of `token_ids` after the prefix, from one prompt-logprobs pass."""
+        if not prefix_token_ids:
+            raise EngineRequestInvalid("scoring needs a non-empty prefix (e.g. the BOS token)")
+        if not token_ids:
+            return []
+        # prompt_logprobs must be given to the constructor: vLLM then skips reading the
+        # prefix cache for this request, so cached positions still get their logprobs.
+        params = SamplingParams(
+            max_tokens=1,
+            temperature=0.0,
+            prompt_logprobs=0,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+        all_ids = [*prefix_token_ids, *token_ids]
+        prompt = TokensPrompt(prompt_token_ids=all_ids)
+        final = None
+        async with _translate_errors(self.model_name):
+            async for output in self._llm.generate(prompt, params, request_id):
+                final = output
+        if final is None or final.prompt_logprobs is None:
+            raise EngineError(f"{self.model_name}: scoring returned no prompt logprobs")
+        start = len(prefix_token_ids)
+        return [
+            final.prompt_logprobs[position][token].logprob  # type: ignore[index]
+            for position, token in enumerate(token_ids, start=start)
+        ]
+
+    async def abort(self, request_id: str) -> None:
+        """Stop a running request; unknown ids are ignored."""
+        await self._llm.abort(request_id)
+
+    async def check_health(self) -> None:
+        """Raise EngineUnavailable when the engine core is gone."""
+        try:
+            await self._llm.check_health()
+        except Exception as exc:
+            raise EngineUnavailable(f"{self.model_name}: engine is not healthy: {exc}") from exc
+
+    def num_unfinished_requests(self) -> int:
+        """Requests the engine is still working on."""
+        return int(self._llm.get_num_unfinished_requests())
+
+    def shutdown(self) -> None:
+        """Stop the engine core process and the output handler."""
+        logger.info("shutting down engine %s", self.model_name)
+        self._llm.shutdown()
+        # AsyncLLM.__del__ shuts down again; let that happen now, not at interpreter exit
+        # when the modules it needs are already gone.
+        del self._llm
+
+    async def warm_up(self) -> None:
+        """Run one short request so the first user request does not pay for lazy set-up."""
+        settings = SamplingSettings(max_tokens=4, ignore_eos=True)
+        prompt = self._tokenizer.encode("Hello", add_special_tokens=False) or [0]
+        async for _ in self.generate(prompt, settings, f"warm-up-{self.model_name}"):
+            pass
+
+
+def _token_logprobs(token_ids: Sequence[int], logprobs: Any) -> list[TokenLogprob] | None:
+    if logprobs is None:
+        return None
+    result = []
+    for token_id, entry in zip(token_ids, logprobs, strict=True):
+        top = {tid: lp.logprob for tid, lp in entry.items()}
+        result.append(TokenLogprob(token_id=token_id, logprob=top[token_id], top=top))
+    return result
+
+
+class _translate_errors:
+    """Map vLLM's exceptions onto the engine protocol's."""
+
+    def __init__(self, model_name: str) -> None:
+        self._model_name = model_name
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, EngineError):
+            return False
+        if isinstance(exc, EngineDeadError):
+            raise EngineUnavailable(f"{self._model_name}: engine died") from exc
+        if isinstance(exc, VLLMClientError | ValueError):
+            raise EngineRequestInvalid(f"{self._model_name}: {exc}") from exc
+        if isinstance(exc, EngineGenerateError):
+            raise EngineError(f"{self._model_name}: generation failed: {exc.__cause__}") from exc
+        return False

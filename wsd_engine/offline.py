@@ -1,0 +1,94 @@
+"""The paper's offline procedure (draft everything, score everything, continue): the reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wsd_engine.engines.protocol import FinishReason, SamplingSettings
+from wsd_engine.orchestrator import WSDOrchestrator
+from wsd_engine.request import SwitchReason, WSDRequest, plan_continuation
+from wsd_engine.stop_strings import StopStringFilter
+from wsd_engine.switch_rule import find_accept_index
+
+
+@dataclass
+class OfflineResult:
+    """What the three-stage procedure produced, with its intermediate figures."""
+
+    text: str
+    finish_reason: FinishReason
+    accept_index: int | None
+    reason: SwitchReason | None
+    num_pilot_tokens: int
+    num_draft_tokens: int
+    draft_text: str
+
+
+async def run_offline(orchestrator: WSDOrchestrator, request: WSDRequest) -> OfflineResult:
+    """Answer one request the way the official code does, on the orchestrator's engines."""
+    pilot, base = orchestrator.pilot, orchestrator.base
+    pilot_prompt, base_prompt = orchestrator.render(request)
+    rid = request.request_id
+
+    # 1. Draft: the pilot writes up to draft_max_tokens.
+    draft_settings = SamplingSettings(
+        max_tokens=min(
+            request.params.draft_max_tokens, pilot.max_model_len - len(pilot_prompt.token_ids)
+        ),
+        temperature=request.temperature,
+        top_p=request.top_p,
+        seed=request.engine_seed("pilot"),
+    )
+    draft_text, num_pilot_tokens, pilot_finish = "", 0, None
+    async for delta in pilot.generate(pilot_prompt.token_ids, draft_settings, f"{rid}-draft"):
+        draft_text += delta.text
+        num_pilot_tokens += len(delta.token_ids)
+        pilot_finish = delta.finish_reason
+    draft_text = draft_text.rstrip()
+
+    # 2. Score: the base model's probability of every draft token (base tokenization).
+    draft_ids = list(base.tokenizer.encode(draft_text, add_special_tokens=False))
+    scored_ids = draft_ids[: request.max_tokens]
+    logprobs = await base.score(base_prompt.token_ids, scored_ids, f"{rid}-score")
+    accept_index = find_accept_index(logprobs, request.params.window, request.params.threshold)
+
+    # 3. Continue: the base model writes the rest after the accepted prefix.
+    plan = plan_continuation(
+        num_draft_tokens=len(draft_ids),
+        accept_index=accept_index,
+        pilot_finish=pilot_finish,
+        max_tokens=request.max_tokens,
+        continue_after_draft_end=request.params.continue_after_draft_end,
+    )
+    kept_ids = draft_ids[: plan.num_kept]
+    text = base.tokenizer.decode(kept_ids, skip_special_tokens=True)
+    finish = FinishReason.LENGTH if plan.num_kept >= request.max_tokens else FinishReason.STOP
+    if plan.base_budget:
+        settings = SamplingSettings(
+            max_tokens=plan.base_budget,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            seed=request.engine_seed("base"),
+            stop=(*base_prompt.stop, *request.stop),
+        )
+        prompt = [*base_prompt.token_ids, *kept_ids]
+        async for delta in base.generate(prompt, settings, f"{rid}-continue"):
+            text += delta.text
+            finish = delta.finish_reason or finish
+
+    # The official code cuts the whole text at the first stop string, draft part included.
+    stops = StopStringFilter((*base_prompt.stop, *request.stop))
+    stops.push(text)
+    if stops.is_stopped:
+        finish = FinishReason.STOP
+    return OfflineResult(
+        text=stops.text,
+        finish_reason=finish,
+        accept_index=(plan.num_kept - 1 if plan.num_kept else None)
+        if accept_index is None
+        else accept_index,
+        reason=plan.reason,
+        num_pilot_tokens=num_pilot_tokens,
+        num_draft_tokens=len(draft_ids),
+        draft_text=draft_text,
+    )

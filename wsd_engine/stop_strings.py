@@ -1,0 +1,60 @@
+"""Stop strings over a streamed answer, across the pilot-to-base seam."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class StopStringFilter:
+    """Streams text, holding back what might start a stop string, and cuts at the first one.
+
+    The whole answer (draft part and continuation) goes through one filter, so a stop
+    string that straddles the seam is found just like one inside either part.
+    """
+
+    def __init__(self, stop: Iterable[str]) -> None:
+        self.stop = tuple(s for s in stop if s)
+        self._max_len = max((len(s) for s in self.stop), default=0)
+        self._text = ""
+        self._sent = 0
+        self.is_stopped = False
+
+    @property
+    def text(self) -> str:
+        """The answer so far, cut at the stop string once one has been seen."""
+        return self._text
+
+    def push(self, text: str) -> str:
+        """Add text; returns the part that is now safe to send (never part of a stop string)."""
+        if self.is_stopped or not text:
+            return ""
+        search_from = max(0, len(self._text) - self._max_len + 1)
+        self._text += text
+        cut = self._first_stop(search_from)
+        if cut is not None:
+            self._text = self._text[:cut]
+            self.is_stopped = True
+            return self._release(len(self._text))
+        return self._release(len(self._text) - self._held_back())
+
+    def flush(self) -> str:
+        """The answer is complete: release what was held back."""
+        return self._release(len(self._text))
+
+    def _first_stop(self, search_from: int) -> int | None:
+        hits = [i for s in self.stop if (i := self._text.find(s, search_from)) >= 0]
+        return min(hits) if hits else None
+
+    def _held_back(self) -> int:
+        """Length of the longest suffix that is a proper prefix of some stop string."""
+        for length in range(min(self._max_len - 1, len(self._text)), 0, -1):
+            suffix = self._text[-length:]
+            if any(s.startswith(suffix) for s in self.stop):
+                return length
+        return 0
+
+    def _release(self, end: int) -> str:
+        end = max(end, self._sent)
+        piece = self._text[self._sent : end]
+        self._sent = end
+        return piece
