@@ -85,6 +85,13 @@ class ModelConfig(_Strict):
         default=True,
         description="Reuse KV of shared prompt prefixes; the base engine's handoff relies on it.",
     )
+    block_size: int | None = Field(
+        default=None,
+        gt=0,
+        description="KV cache block size in tokens; prefix caching reuses whole blocks, so "
+        "smaller blocks let scoring and the handoff reuse more. None keeps vLLM's default "
+        "(128 on CPU, 16 on GPU).",
+    )
     cpu_threads_bind: str | None = Field(
         default=None,
         description="CPU only: cores for this engine's compute threads, e.g. '0', '1', '0-1' "

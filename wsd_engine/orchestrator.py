@@ -125,6 +125,7 @@ class _WSDRun:
         self.base_finish: FinishReason | None = None
         self.num_emitted = 0
         self.num_score_calls = 0
+        self.scoring_in_flight = False
         self.pilot_progress: list[tuple[int, int]] = []  # (pilot tokens, draft chars)
         self.started = time.monotonic()
 
@@ -159,6 +160,7 @@ class _WSDRun:
         if isinstance(event, _Failed):
             raise event.error
         if isinstance(event, _Scored):
+            self.scoring_in_flight = False
             self.tracker.extend(event.logprobs)
             return
         delta = event.delta
@@ -312,15 +314,14 @@ class _WSDRun:
 
     def _schedule_scoring(self) -> None:
         """Score every stable, unscored draft token in one base pass, one pass at a time."""
-        if self.score_task is not None and not self.score_task.done():
-            return
-        if self.tracker.accept_index is not None:
+        if self.scoring_in_flight or self.tracker.accept_index is not None:
             return
         start = self.tracker.num_scored
         end = min(len(self.draft.stable_ids), self.request.max_tokens)
         if end <= start:
             return
         self.num_score_calls += 1
+        self.scoring_in_flight = True
         self.score_task = asyncio.create_task(self._score(start, end))
 
     async def _score(self, start: int, end: int) -> None:

@@ -6,6 +6,9 @@ import re
 from typing import Any
 
 _LAST_WORDS = re.compile(r"\s+\S+\s*$")
+# Text without whitespace (digit runs, CJK, long URLs) has no word boundary to cut at; there
+# a token boundary this many characters before the end is used instead.
+_DEEP_CUT_MARGIN_CHARS = 32
 
 
 class StabilityViolation(RuntimeError):
@@ -19,7 +22,8 @@ class DraftTokenizer:
     streamed. Byte-level and SentencePiece-style BPE never merge a token across the start of
     a whitespace run that precedes a word followed by more text, so the cut is placed before
     the last word (and its leading whitespace); the cut is only used when tokenizing the text
-    up to it gives exactly the first tokens of the whole text.
+    up to it gives exactly the first tokens of the whole text. Long runs without whitespace
+    are cut at a token boundary well before their end instead.
     """
 
     def __init__(self, tokenizer: Any) -> None:
@@ -55,7 +59,16 @@ class DraftTokenizer:
 
     def _candidate_cut(self) -> int:
         match = _LAST_WORDS.search(self.text)
-        return match.start() if match else 0
+        word_cut = match.start() if match else 0
+        if len(self.text) - word_cut <= 2 * _DEEP_CUT_MARGIN_CHARS:
+            return word_cut
+        return max(word_cut, self._token_boundary_before(len(self.text) - _DEEP_CUT_MARGIN_CHARS))
+
+    def _token_boundary_before(self, limit: int) -> int:
+        """End offset of the last token that ends at or before `limit` characters."""
+        encoding = self._tokenizer(self.text, add_special_tokens=False, return_offsets_mapping=True)
+        ends = [end for _, end in encoding["offset_mapping"] if end <= limit]
+        return max(ends, default=0)
 
     def _commit(self, ids: list[int], cut: int) -> list[int]:
         if ids[: len(self.stable_ids)] != self.stable_ids:

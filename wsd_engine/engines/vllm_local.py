@@ -72,6 +72,8 @@ def engine_args(model: ModelConfig, model_path: Path) -> AsyncEngineArgs:
         "tensor_parallel_size": model.tensor_parallel_size,
         "disable_log_stats": True,
     }
+    if model.block_size is not None:
+        kwargs["block_size"] = model.block_size
     if _is_cpu_platform():
         kwargs["kv_cache_memory_bytes"] = int(model.kv_cache_space_gib * _GIB)
     else:
@@ -160,32 +162,47 @@ class VLLMEngine:
     async def score(
         self, prefix_token_ids: Sequence[int], token_ids: Sequence[int], request_id: str
     ) -> list[float]:
-        """Log-probabilities of `token_ids` after the prefix, from one prompt-logprobs pass."""
+        """Log-probabilities of `token_ids` after the prefix.
+
+        With prefix caching on, the pass reads the cache and computes only the uncached tail
+        (vLLM then returns no logprobs for cached positions, which we do not need); when the
+        cache covers a position we need, the pass is redone without reading the cache.
+        """
         if not prefix_token_ids:
             raise EngineRequestInvalid("scoring needs a non-empty prefix (e.g. the BOS token)")
         if not token_ids:
             return []
-        # prompt_logprobs must be given to the constructor: vLLM then skips reading the
-        # prefix cache for this request, so cached positions still get their logprobs.
+        all_ids = [*prefix_token_ids, *token_ids]
+        start = len(prefix_token_ids)
+        if self._config.enable_prefix_caching:
+            output = await self._prompt_logprobs(all_ids, request_id, read_cache=True)
+            # Token i's logprob comes from position i-1's hidden state: it must be computed.
+            if (output.num_cached_tokens or 0) < start:
+                return _logprobs_at(output, token_ids, start)
+            request_id = f"{request_id}-uncached"
+        output = await self._prompt_logprobs(all_ids, request_id, read_cache=False)
+        return _logprobs_at(output, token_ids, start)
+
+    async def _prompt_logprobs(
+        self, token_ids: list[int], request_id: str, read_cache: bool
+    ) -> Any:
+        # The cache-skip flag must be set in the constructor (DESIGN.md section 4).
         params = SamplingParams(
             max_tokens=1,
             temperature=0.0,
             prompt_logprobs=0,
+            skip_reading_prefix_cache=not read_cache,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
-        all_ids = [*prefix_token_ids, *token_ids]
-        prompt = TokensPrompt(prompt_token_ids=all_ids)
         final = None
         async with _translate_errors(self.model_name):
-            async for output in self._llm.generate(prompt, params, request_id):
+            async for output in self._llm.generate(
+                TokensPrompt(prompt_token_ids=token_ids), params, request_id
+            ):
                 final = output
         if final is None or final.prompt_logprobs is None:
             raise EngineError(f"{self.model_name}: scoring returned no prompt logprobs")
-        start = len(prefix_token_ids)
-        return [
-            final.prompt_logprobs[position][token].logprob  # type: ignore[index]
-            for position, token in enumerate(token_ids, start=start)
-        ]
+        return final
 
     async def abort(self, request_id: str) -> None:
         """Stop a running request; unknown ids are ignored."""
@@ -216,6 +233,11 @@ class VLLMEngine:
         prompt = self._tokenizer.encode("Hello", add_special_tokens=False) or [0]
         async for _ in self.generate(prompt, settings, f"warm-up-{self.model_name}"):
             pass
+
+
+def _logprobs_at(output: Any, token_ids: Sequence[int], start: int) -> list[float]:
+    logprobs = output.prompt_logprobs
+    return [logprobs[start + i][token].logprob for i, token in enumerate(token_ids)]
 
 
 def _token_logprobs(token_ids: Sequence[int], logprobs: Any) -> list[TokenLogprob] | None:

@@ -1,0 +1,175 @@
+"""Orchestrator logic on scripted engines with the real embedded tokenizers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.fakes.engines import ScriptedEngine
+from wsd_engine.engines.protocol import FinishReason
+from wsd_engine.orchestrator import WSDOrchestrator
+from wsd_engine.request import SwitchReason, TextDelta, WSDOutcome, WSDParams, WSDRequest
+from wsd_engine.templates import Message, MessageRole
+
+DRAFT = "Paris is the capital of France. It is known for the Eiffel Tower and fine food."
+
+
+def make(
+    pilot_tokenizer,
+    base_tokenizer,
+    draft=DRAFT,
+    probability=lambda i: 0.5,
+    continuation=" More from the base model.",
+    delay_s=0.0,
+):
+    pilot = ScriptedEngine("pilot", pilot_tokenizer, draft, delay_s=delay_s)
+    base = ScriptedEngine("base", base_tokenizer, continuation, probability, delay_s=delay_s)
+    return WSDOrchestrator(pilot, base), pilot, base
+
+
+def request(max_tokens=64, stop=(), **params):
+    return WSDRequest(
+        request_id="req",
+        messages=(Message(MessageRole.USER, "Tell me about Paris."),),
+        max_tokens=max_tokens,
+        params=WSDParams(**params),
+        stop=stop,
+    )
+
+
+async def run(orchestrator, req):
+    base = orchestrator.base
+    base.prompt_len = len(orchestrator.render(req)[1].token_ids)
+    pieces, outcome = [], None
+    async for item in orchestrator.run(req):
+        if isinstance(item, TextDelta):
+            pieces.append(item)
+        else:
+            outcome = item
+    assert isinstance(outcome, WSDOutcome)
+    assert "".join(p.text for p in pieces) == outcome.text
+    return pieces, outcome
+
+
+def base_ids(base_tokenizer, text):
+    return base_tokenizer.encode(text, add_special_tokens=False)
+
+
+async def test_switch_at_first_passing_window(pilot_tokenizer, base_tokenizer):
+    orch, pilot, base = make(
+        pilot_tokenizer, base_tokenizer, probability=lambda i: 0.9 if i >= 4 else 0.1
+    )
+    pieces, outcome = await run(orch, request(window=3, threshold=0.8))
+    ids = base_ids(base_tokenizer, DRAFT)
+    assert outcome.switch.accept_index == 6 and outcome.switch.reason is SwitchReason.THRESHOLD
+    expected_prefix = base_tokenizer.decode(ids[:7])
+    assert outcome.text == expected_prefix + " More from the base model."
+    prompt, settings = base.generate_calls[-1]
+    assert prompt[-7:] == ids[:7]
+    assert settings.max_tokens == 64 - 7
+    assert pieces[0].from_pilot and not pieces[-1].from_pilot
+    assert outcome.switch.num_accepted_chars == len(expected_prefix)
+    assert outcome.num_completion_tokens == 7 + len(
+        base_ids(base_tokenizer, " More from the base model.")
+    )
+    assert outcome.switch.switch_latency_s is not None
+
+
+async def test_no_pass_keeps_whole_draft_then_continues(pilot_tokenizer, base_tokenizer):
+    orch, pilot, base = make(pilot_tokenizer, base_tokenizer)
+    _, outcome = await run(orch, request())
+    assert outcome.switch.reason is SwitchReason.DRAFT_END
+    assert outcome.text == DRAFT + " More from the base model."
+    assert outcome.switch.accept_index == len(base_ids(base_tokenizer, DRAFT)) - 1
+    assert outcome.switch.num_wasted_pilot_tokens == 0
+
+
+async def test_option_ends_answer_with_draft(pilot_tokenizer, base_tokenizer):
+    orch, _, base = make(pilot_tokenizer, base_tokenizer)
+    _, outcome = await run(orch, request(continue_after_draft_end=False))
+    assert outcome.text == DRAFT and outcome.finish_reason is FinishReason.STOP
+    assert base.generate_calls == []
+
+
+async def test_draft_limit(pilot_tokenizer, base_tokenizer):
+    orch, _, _ = make(pilot_tokenizer, base_tokenizer)
+    _, outcome = await run(orch, request(draft_max_tokens=5))
+    assert outcome.switch.reason is SwitchReason.DRAFT_LIMIT
+    assert outcome.switch.num_pilot_tokens == 5
+
+
+async def test_max_tokens_inside_the_draft(pilot_tokenizer, base_tokenizer):
+    orch, pilot, base = make(pilot_tokenizer, base_tokenizer)
+    _, outcome = await run(orch, request(max_tokens=4))
+    assert outcome.text == base_tokenizer.decode(base_ids(base_tokenizer, DRAFT)[:4])
+    assert outcome.finish_reason is FinishReason.LENGTH
+    assert outcome.num_completion_tokens == 4
+    assert base.generate_calls == []
+    assert max(end for _, end in base.score_calls) <= 4
+
+
+async def test_stop_string_inside_the_draft(pilot_tokenizer, base_tokenizer):
+    orch, _, base = make(pilot_tokenizer, base_tokenizer)
+    _, outcome = await run(orch, request(stop=("capital",)))
+    assert outcome.text == "Paris is the "
+    assert outcome.finish_reason is FinishReason.STOP
+    assert base.generate_calls == []
+
+
+async def test_stop_string_across_the_seam(pilot_tokenizer, base_tokenizer):
+    orch, _, _ = make(
+        pilot_tokenizer,
+        base_tokenizer,
+        draft="All good here.\n\n[Us",
+        continuation="er]\nWhat else?",
+    )
+    _, outcome = await run(orch, request())
+    assert outcome.text == "All good here."
+    assert outcome.finish_reason is FinishReason.STOP
+
+
+async def test_empty_draft_base_answers_alone(pilot_tokenizer, base_tokenizer):
+    orch, _, base = make(pilot_tokenizer, base_tokenizer, draft="   ")
+    _, outcome = await run(orch, request())
+    assert outcome.text == " More from the base model."
+    assert outcome.switch.accept_index is None and outcome.switch.num_accepted_chars == 0
+    assert base.generate_calls[-1][1].max_tokens == 64
+
+
+async def test_first_window_streams_before_any_score(pilot_tokenizer, base_tokenizer):
+    # scoring never passes; the first `window` tokens stream as soon as they are stable
+    orch, pilot, base = make(pilot_tokenizer, base_tokenizer, delay_s=0.01)
+    req = request(window=6)
+    base.prompt_len = len(orch.render(req)[1].token_ids)
+    stream = orch.run(req)
+    first = await anext(stream)
+    assert isinstance(first, TextDelta) and first.from_pilot
+    assert base.score_calls == [] or base.score_calls[0][0] == 0
+    await stream.aclose()
+
+
+async def test_prompt_too_long_names_the_limit(pilot_tokenizer, base_tokenizer):
+    orch, pilot, base = make(pilot_tokenizer, base_tokenizer)
+    base.max_model_len = 40
+    with pytest.raises(Exception, match="maximum context length is 40 tokens"):
+        await run(orch, request(max_tokens=30))
+
+
+async def test_closing_the_stream_cancels_every_engine_request(pilot_tokenizer, base_tokenizer):
+    orch, pilot, base = make(pilot_tokenizer, base_tokenizer, delay_s=0.02)
+    req = request()
+    base.prompt_len = len(orch.render(req)[1].token_ids)
+
+    async def consume():
+        async for _ in orch.run(req):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.2)
+    assert pilot.running
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)
+    assert not pilot.running and not base.running

@@ -1,0 +1,55 @@
+from wsd_engine.stop_strings import StopStringFilter
+
+
+def stream(filter_, pieces):
+    return "".join(filter_.push(p) for p in pieces) + filter_.flush()
+
+
+def test_no_stop_passes_everything_through():
+    f = StopStringFilter(["[User]"])
+    assert stream(f, ["Hello ", "world"]) == "Hello world"
+    assert not f.is_stopped
+
+
+def test_cut_at_first_stop_string():
+    f = StopStringFilter(["\n\n[User]", "[User]"])
+    assert stream(f, ["Sure.\n\n[User]\nmore"]) == "Sure."
+    assert f.is_stopped and f.text == "Sure."
+
+
+def test_stop_string_split_over_pieces_is_never_sent():
+    f = StopStringFilter(["[User]"])
+    sent = [f.push(p) for p in ["An", "swer [U", "se", "r] tail"]]
+    assert sent == ["An", "swer ", "", ""]
+    assert f.is_stopped and f.text == "Answer "
+
+
+def test_held_back_prefix_is_released_when_it_turns_out_harmless():
+    f = StopStringFilter(["[User]"])
+    assert f.push("a [Us") == "a "
+    assert f.push("ual]") == "[Usual]"
+
+
+def test_earliest_of_several_stops_wins():
+    f = StopStringFilter(["STOP", "\n"])
+    assert stream(f, ["ab\ncdSTOP"]) == "ab"
+
+
+def test_stop_across_the_seam_between_draft_and_continuation():
+    f = StopStringFilter(["\n\n[User]"])
+    draft = f.push("The draft ends here.\n\n[Us")
+    continuation = f.push("er]\nnext question")
+    assert draft + continuation == "The draft ends here."
+    assert f.is_stopped
+
+
+def test_flush_releases_partial_prefix_at_the_end():
+    f = StopStringFilter(["[User]"])
+    assert f.push("end [Us") == "end "
+    assert f.flush() == "[Us"
+
+
+def test_nothing_after_stop():
+    f = StopStringFilter(["x"])
+    f.push("ax")
+    assert f.push("more") == "" and f.flush() == ""
