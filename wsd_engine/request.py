@@ -47,7 +47,7 @@ class WSDParams:
     @classmethod
     def from_config(cls, config: WSDConfig, **overrides: object) -> WSDParams:
         """Server defaults with per-request overrides (None means: keep the default)."""
-        values = {
+        values: dict[str, object] = {
             "threshold": config.threshold,
             "window": config.window,
             "draft_max_tokens": config.draft_max_tokens,

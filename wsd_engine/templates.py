@@ -78,6 +78,7 @@ def render_prompt(
     """Render messages for one model: its chat template or the plain template, BOS once."""
     if not messages:
         raise TemplateError("messages must not be empty")
+    stop: tuple[str, ...]
     if template is PromptTemplate.PLAIN:
         text = render_plain_text(messages)
         stop = PLAIN_STOP_STRINGS

@@ -57,7 +57,7 @@ def base_ids(base_tokenizer, text):
 
 
 async def test_switch_at_first_passing_window(pilot_tokenizer, base_tokenizer):
-    orch, pilot, base = make(
+    orch, _pilot, base = make(
         pilot_tokenizer, base_tokenizer, probability=lambda i: 0.9 if i >= 4 else 0.1
     )
     pieces, outcome = await run(orch, request(window=3, threshold=0.8))
@@ -77,7 +77,7 @@ async def test_switch_at_first_passing_window(pilot_tokenizer, base_tokenizer):
 
 
 async def test_no_pass_keeps_whole_draft_then_continues(pilot_tokenizer, base_tokenizer):
-    orch, pilot, base = make(pilot_tokenizer, base_tokenizer)
+    orch, _pilot, _base = make(pilot_tokenizer, base_tokenizer)
     _, outcome = await run(orch, request())
     assert outcome.switch.reason is SwitchReason.DRAFT_END
     assert outcome.text == DRAFT + " More from the base model."
@@ -100,7 +100,7 @@ async def test_draft_limit(pilot_tokenizer, base_tokenizer):
 
 
 async def test_max_tokens_inside_the_draft(pilot_tokenizer, base_tokenizer):
-    orch, pilot, base = make(pilot_tokenizer, base_tokenizer)
+    orch, _pilot, base = make(pilot_tokenizer, base_tokenizer)
     _, outcome = await run(orch, request(max_tokens=4))
     assert outcome.text == base_tokenizer.decode(base_ids(base_tokenizer, DRAFT)[:4])
     assert outcome.finish_reason is FinishReason.LENGTH
@@ -139,7 +139,7 @@ async def test_empty_draft_base_answers_alone(pilot_tokenizer, base_tokenizer):
 
 async def test_first_window_streams_before_any_score(pilot_tokenizer, base_tokenizer):
     # scoring never passes; the first `window` tokens stream as soon as they are stable
-    orch, pilot, base = make(pilot_tokenizer, base_tokenizer, delay_s=0.01)
+    orch, _pilot, base = make(pilot_tokenizer, base_tokenizer, delay_s=0.01)
     req = request(window=6)
     base.prompt_len = len(orch.render(req)[1].token_ids)
     stream = orch.run(req)
@@ -150,7 +150,7 @@ async def test_first_window_streams_before_any_score(pilot_tokenizer, base_token
 
 
 async def test_prompt_too_long_names_the_limit(pilot_tokenizer, base_tokenizer):
-    orch, pilot, base = make(pilot_tokenizer, base_tokenizer)
+    orch, _pilot, base = make(pilot_tokenizer, base_tokenizer)
     base.max_model_len = 40
     with pytest.raises(Exception, match="maximum context length is 40 tokens"):
         await run(orch, request(max_tokens=30))

@@ -1,5 +1,6 @@
 """The stability rule of the draft tokenizer, property-tested on both embedded tokenizers."""
 
+import itertools
 import os
 
 import pytest
@@ -55,7 +56,7 @@ PIECE_TEXT = st.lists(st.one_of(WORDS, WHITESPACE, RUNS, st.text(max_size=4)), m
 def split_points(draw_text, cuts):
     points = sorted({c % (len(draw_text) + 1) for c in cuts})
     bounds = [0, *points, len(draw_text)]
-    return [draw_text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [draw_text[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @pytest.mark.parametrize("which", ["pilot_tokenizer", "base_tokenizer"])
