@@ -6,7 +6,7 @@ STAMP := $(VENV)/.wsd-installed
 CONFIG ?= configs/embedded.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install prepare serve test test-fast lint clean
+.PHONY: install prepare serve test test-fast lint clean test-deps
 
 install: $(STAMP)
 
@@ -25,9 +25,15 @@ prepare: install
 	$(BIN)/wsd prepare --config $(CONFIG)
 
 serve: prepare
-	@echo "==> models prepared; the HTTP server lands with the server issue"
+	$(BIN)/wsd serve --config $(CONFIG)
 
-test: prepare
+# The metrics tests run a real Prometheus (Debian package).
+test-deps:
+	@command -v prometheus >/dev/null || { \
+		echo "==> installing prometheus (Debian package) for the metrics tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+test: prepare test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install

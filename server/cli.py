@@ -30,6 +30,34 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    overrides = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    config = load_config(args.config)
+    if overrides:
+        config = config.model_copy(update={"server": config.server.model_copy(update=overrides)})
+    paths = prepare_config(config)
+    logger.info(
+        "WSD Server: wsd model '%s' = pilot %s + base %s (threshold %.2f, window %d)",
+        config.wsd.served_model_name,
+        config.pilot.served_model_name,
+        config.base.served_model_name,
+        config.wsd.threshold,
+        config.wsd.window,
+    )
+    logger.info("listening on http://%s:%d", config.server.host, config.server.port)
+    app = create_app(config, paths)
+    uvicorn.run(app, host=config.server.host, port=config.server.port, log_level="info")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="wsd", description=__doc__)
@@ -43,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prepare.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config file")
     prepare.set_defaults(handler=_cmd_prepare)
+    serve = sub.add_parser("serve", help="serve the OpenAI-compatible API (prepares models first)")
+    serve.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config file")
+    serve.add_argument("--host", help="listen address (default: config server.host)")
+    serve.add_argument("--port", type=int, help="listen port (default: config server.port)")
+    serve.set_defaults(handler=_cmd_serve)
     return parser
 
 

@@ -278,6 +278,7 @@ class _WSDRun:
             num_prompt_tokens=len(self.base_prompt.token_ids),
             num_completion_tokens=self.num_emitted,
             switch=self.info,
+            num_pilot_prompt_tokens=len(self.pilot_prompt.token_ids),
         )
 
     def _wasted_pilot_tokens(self) -> int:

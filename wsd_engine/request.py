@@ -111,6 +111,7 @@ class WSDOutcome:
     num_prompt_tokens: int
     num_completion_tokens: int
     switch: SwitchInfo
+    num_pilot_prompt_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,12 @@ import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from wsd_engine.engines.protocol import FinishReason, GenerationDelta, SamplingSettings
+from wsd_engine.engines.protocol import (
+    FinishReason,
+    GenerationDelta,
+    SamplingSettings,
+    TokenLogprob,
+)
 
 
 class ScriptedEngine:
@@ -66,6 +71,16 @@ class ScriptedEngine:
             return [_log(self.probability(start + i)) for i in range(len(token_ids))]
         finally:
             self.running.discard(request_id)
+
+    async def score_with_top(
+        self,
+        prefix_token_ids: Sequence[int],
+        token_ids: Sequence[int],
+        num_top: int,
+        request_id: str,
+    ) -> list[TokenLogprob]:
+        logprobs = await self.score(prefix_token_ids, token_ids, request_id)
+        return [TokenLogprob(t, lp, {t: lp}) for t, lp in zip(token_ids, logprobs, strict=True)]
 
     async def abort(self, request_id: str) -> None:
         self.running.discard(request_id)

@@ -37,15 +37,18 @@ async def run_online(orchestrator, request):
 @pytest.mark.parametrize(
     ("name", "messages"), CHAT_PROMPTS[:12], ids=[n for n, _ in CHAT_PROMPTS[:12]]
 )
-async def test_online_equals_offline_reference(orchestrator, engine_pair, name, messages):
+async def test_online_equals_offline_reference(
+    orchestrator, engine_pair, engine_loop, name, messages
+):
     # one request at a time: vLLM's batched greedy decoding on CPU is not bit-identical
     params = WSDParams(draft_max_tokens=160)
-    online = await run_online(
-        orchestrator,
-        WSDRequest(f"online-{name}", tuple(messages), MAX_TOKENS, params),
+    online = await engine_loop.call(
+        run_online(orchestrator, WSDRequest(f"online-{name}", tuple(messages), MAX_TOKENS, params))
     )
-    offline = await run_offline(
-        orchestrator, WSDRequest(f"offline-{name}", tuple(messages), MAX_TOKENS, params)
+    offline = await engine_loop.call(
+        run_offline(
+            orchestrator, WSDRequest(f"offline-{name}", tuple(messages), MAX_TOKENS, params)
+        )
     )
     assert online.text == offline.text
     assert online.finish_reason == offline.finish_reason
@@ -56,11 +59,11 @@ async def test_online_equals_offline_reference(orchestrator, engine_pair, name, 
     assert engine_pair.num_unfinished_requests() == 0
 
 
-async def test_switch_happens_and_pilot_is_aborted_early(orchestrator, engine_pair):
+async def test_switch_happens_and_pilot_is_aborted_early(orchestrator, engine_pair, engine_loop):
     # a low threshold passes at the first window: the pilot is stopped right after it
     params = WSDParams(threshold=0.05, window=2)
     request = WSDRequest("early", tuple(CHAT_PROMPTS[1][1]), 64, params)
-    outcome = await run_online(orchestrator, request)
+    outcome = await engine_loop.call(run_online(orchestrator, request))
     assert outcome.switch.reason is SwitchReason.THRESHOLD
     assert outcome.switch.accept_index is not None and outcome.switch.accept_index < 10
     assert outcome.switch.num_pilot_tokens < 40
@@ -68,31 +71,39 @@ async def test_switch_happens_and_pilot_is_aborted_early(orchestrator, engine_pa
     assert engine_pair.num_unfinished_requests() == 0
 
 
-async def test_seeded_sampling_is_reproducible(orchestrator):
+async def test_seeded_sampling_is_reproducible(orchestrator, engine_loop):
     def request(rid):
         return WSDRequest(rid, tuple(CHAT_PROMPTS[4][1]), 48, temperature=0.9, seed=7)
 
-    first = await run_online(orchestrator, request("seed-1"))
-    second = await run_online(orchestrator, request("seed-2"))
+    first = await engine_loop.call(run_online(orchestrator, request("seed-1")))
+    second = await engine_loop.call(run_online(orchestrator, request("seed-2")))
     assert first.text == second.text
 
 
-async def test_cancelled_mid_draft_leaves_no_running_requests(orchestrator, engine_pair):
+async def test_cancelled_mid_draft_leaves_no_running_requests(
+    orchestrator, engine_pair, engine_loop
+):
     request = WSDRequest("cancel", tuple(CHAT_PROMPTS[1][1]), 256, WSDParams(threshold=1.0))
-    started = asyncio.Event()
 
-    async def consume():
-        async for item in orchestrator.run(request):
-            if isinstance(item, TextDelta):
-                started.set()
+    async def scenario():
+        started = asyncio.Event()
 
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(started.wait(), timeout=60)
-    assert engine_pair.pilot.num_unfinished_requests() == 1
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    deadline = time.monotonic() + 1.0
-    while engine_pair.num_unfinished_requests() and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    assert engine_pair.num_unfinished_requests() == 0
+        async def consume():
+            async for item in orchestrator.run(request):
+                if isinstance(item, TextDelta):
+                    started.set()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(started.wait(), timeout=60)
+        pilot_running = engine_pair.pilot.num_unfinished_requests()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        deadline = time.monotonic() + 1.0
+        while engine_pair.num_unfinished_requests() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return pilot_running, engine_pair.num_unfinished_requests()
+
+    pilot_running, remaining = await engine_loop.call(scenario())
+    assert pilot_running == 1
+    assert remaining == 0

@@ -97,6 +97,16 @@ class Engine(Protocol):
         """Log-probability of each of `token_ids` given the prefix and the tokens before it."""
         ...
 
+    async def score_with_top(
+        self,
+        prefix_token_ids: Sequence[int],
+        token_ids: Sequence[int],
+        num_top: int,
+        request_id: str,
+    ) -> list[TokenLogprob]:
+        """Like `score`, with the `num_top` most likely alternatives at every position."""
+        ...
+
     async def abort(self, request_id: str) -> None:
         """Stop a running request; unknown ids are ignored."""
         ...

@@ -183,14 +183,33 @@ class VLLMEngine:
         output = await self._prompt_logprobs(all_ids, request_id, read_cache=False)
         return _logprobs_at(output, token_ids, start)
 
+    async def score_with_top(
+        self,
+        prefix_token_ids: Sequence[int],
+        token_ids: Sequence[int],
+        num_top: int,
+        request_id: str,
+    ) -> list[TokenLogprob]:
+        """Like `score`, with the `num_top` most likely alternatives at every position."""
+        if not token_ids:
+            return []
+        all_ids = [*prefix_token_ids, *token_ids]
+        output = await self._prompt_logprobs(all_ids, request_id, read_cache=False, num_top=num_top)
+        start = len(prefix_token_ids)
+        result = []
+        for i, token in enumerate(token_ids):
+            top = {tid: lp.logprob for tid, lp in output.prompt_logprobs[start + i].items()}
+            result.append(TokenLogprob(token_id=token, logprob=top[token], top=top))
+        return result
+
     async def _prompt_logprobs(
-        self, token_ids: list[int], request_id: str, read_cache: bool
+        self, token_ids: list[int], request_id: str, read_cache: bool, num_top: int = 0
     ) -> Any:
         # The cache-skip flag must be set in the constructor (DESIGN.md section 4).
         params = SamplingParams(
             max_tokens=1,
             temperature=0.0,
-            prompt_logprobs=0,
+            prompt_logprobs=num_top,
             skip_reading_prefix_cache=not read_cache,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )

@@ -17,6 +17,10 @@ pytestmark = pytest.mark.slow
 QUESTION = [Message(MessageRole.USER, "Name three colours of the rainbow.")]
 
 
+async def _await(awaitable):
+    return await awaitable
+
+
 async def collect(engine, prompt_ids, settings, request_id):
     tokens, text, logprobs, finish = [], "", [], None
     async for delta in engine.generate(prompt_ids, settings, request_id):
@@ -28,13 +32,16 @@ async def collect(engine, prompt_ids, settings, request_id):
     return tokens, text, logprobs, finish
 
 
-async def test_both_engines_answer_in_one_process(engine_pair):
+async def test_both_engines_answer_in_one_process(engine_pair, engine_loop):
     pilot_prompt = render_prompt(engine_pair.pilot.tokenizer, QUESTION, PromptTemplate.CHAT)
     base_prompt = render_prompt(engine_pair.base.tokenizer, QUESTION, PromptTemplate.PLAIN)
     settings = SamplingSettings(max_tokens=16)
-    (p_tokens, p_text, _, p_finish), (b_tokens, b_text, _, b_finish) = await asyncio.gather(
+    together = asyncio.gather(
         collect(engine_pair.pilot, pilot_prompt.token_ids, settings, "both-pilot"),
         collect(engine_pair.base, base_prompt.token_ids, settings, "both-base"),
+    )
+    (p_tokens, p_text, _, p_finish), (b_tokens, b_text, _, b_finish) = await engine_loop.call(
+        _await(together)
     )
     assert p_tokens and p_text.strip()
     assert b_tokens and b_text.strip()
@@ -43,36 +50,47 @@ async def test_both_engines_answer_in_one_process(engine_pair):
     assert engine_pair.pilot.max_model_len == 2048
 
 
-async def test_greedy_pilot_generation_is_deterministic(engine_pair):
+async def test_greedy_pilot_generation_is_deterministic(engine_pair, engine_loop):
     prompt = render_prompt(engine_pair.pilot.tokenizer, QUESTION, PromptTemplate.CHAT)
     settings = SamplingSettings(max_tokens=32)
-    first = await collect(engine_pair.pilot, prompt.token_ids, settings, "det-1")
-    second = await collect(engine_pair.pilot, prompt.token_ids, settings, "det-2")
+    first = await engine_loop.call(collect(engine_pair.pilot, prompt.token_ids, settings, "det-1"))
+    second = await engine_loop.call(collect(engine_pair.pilot, prompt.token_ids, settings, "det-2"))
     assert first[0] == second[0]
     assert first[1] == second[1]
 
 
 @pytest.mark.parametrize("role", ["pilot", "base"])
-async def test_scoring_matches_generation_logprobs(engine_pair, role):
+async def test_scoring_matches_generation_logprobs(engine_pair, engine_loop, role):
     engine = getattr(engine_pair, role)
     template = PromptTemplate.CHAT if role == "pilot" else PromptTemplate.PLAIN
     prompt = render_prompt(engine.tokenizer, QUESTION, template)
     settings = SamplingSettings(max_tokens=24, num_logprobs=0, ignore_eos=True)
-    tokens, _, generated_logprobs, _ = await collect(
-        engine, prompt.token_ids, settings, f"gen-{role}"
+    tokens, _, generated_logprobs, _ = await engine_loop.call(
+        collect(engine, prompt.token_ids, settings, f"gen-{role}")
     )
     assert len(tokens) == 24
-    scored = await engine.score(prompt.token_ids, tokens, f"score-{role}")
+    scored = await engine_loop.call(engine.score(prompt.token_ids, tokens, f"score-{role}"))
     assert len(scored) == len(tokens)
     for position, (a, b) in enumerate(zip(scored, generated_logprobs, strict=True)):
         assert abs(a - b) <= 1e-2, f"token {position}: scored {a}, generated {b}"
     # scoring a different continuation gives different numbers (the check is not vacuous)
-    other = await engine.score(prompt.token_ids, list(reversed(tokens)), f"score-rev-{role}")
+    other = await engine_loop.call(
+        engine.score(prompt.token_ids, list(reversed(tokens)), f"score-rev-{role}")
+    )
+    # reading the prefix cache (now warm for this sequence) gives the same numbers
+    again = await engine_loop.call(engine.score(prompt.token_ids, tokens, f"score-again-{role}"))
+    assert max(abs(a - b) for a, b in zip(again, scored, strict=True)) <= 1e-2
+    # scoring only a tail after a cached prefix agrees with scoring it all at once
+    half = len(tokens) // 2
+    tail = await engine_loop.call(
+        engine.score([*prompt.token_ids, *tokens[:half]], tokens[half:], f"score-tail-{role}")
+    )
+    assert max(abs(a - b) for a, b in zip(tail, scored[half:], strict=True)) <= 1e-2
     assert other != scored
 
 
-async def test_scoring_an_empty_continuation_returns_nothing(engine_pair):
-    assert await engine_pair.base.score([2, 108], [], "score-empty") == []
+async def test_scoring_an_empty_continuation_returns_nothing(engine_pair, engine_loop):
+    assert await engine_loop.call(engine_pair.base.score([2, 108], [], "score-empty")) == []
 
 
 async def _wait_idle(pair, timeout_s=5.0):
@@ -82,42 +100,54 @@ async def _wait_idle(pair, timeout_s=5.0):
     return pair.num_unfinished_requests()
 
 
-async def test_abort_stops_a_running_generation_promptly(engine_pair):
+async def test_abort_stops_a_running_generation_promptly(engine_pair, engine_loop):
     engine = engine_pair.pilot
     prompt = render_prompt(engine.tokenizer, QUESTION, PromptTemplate.CHAT)
     settings = SamplingSettings(max_tokens=1000, ignore_eos=True)
-    received = 0
-    finish = None
-    aborted_at = None
-    async for delta in engine.generate(prompt.token_ids, settings, "abort-me"):
-        received += len(delta.token_ids)
-        finish = delta.finish_reason
-        if aborted_at is None and received >= 3:
-            aborted_at = time.monotonic()
-            await engine.abort("abort-me")
-            break
-    assert aborted_at is not None and received < 1000
+
+    async def generate_then_abort():
+        received, finish = 0, None
+        stream = engine.generate(prompt.token_ids, settings, "abort-me")
+        async for delta in stream:
+            received += len(delta.token_ids)
+            finish = delta.finish_reason
+            if received >= 3:
+                break
+        aborted_at = time.monotonic()
+        await engine.abort("abort-me")
+        remaining = await _wait_idle(engine_pair)
+        await stream.aclose()
+        return received, finish, remaining, time.monotonic() - aborted_at
+
+    received, finish, remaining, idle_after_s = await engine_loop.call(generate_then_abort())
+    assert 3 <= received < 1000
     assert finish is None
-    assert await _wait_idle(engine_pair) == 0
-    assert time.monotonic() - aborted_at < 1.0
+    assert remaining == 0
+    assert idle_after_s < 1.0
 
 
-async def test_cancelling_the_consumer_aborts_the_request(engine_pair):
+async def test_cancelling_the_consumer_aborts_the_request(engine_pair, engine_loop):
     engine = engine_pair.base
     settings = SamplingSettings(max_tokens=1000, ignore_eos=True)
-    started = asyncio.Event()
 
-    async def consume():
-        async for _ in engine.generate([2, 108, 236840], settings, "cancel-me"):
-            started.set()
+    async def scenario():
+        started = asyncio.Event()
 
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(started.wait(), timeout=30)
-    assert engine.num_unfinished_requests() == 1
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert await _wait_idle(engine_pair, timeout_s=1.0) == 0
+        async def consume():
+            async for _ in engine.generate([2, 108, 236840], settings, "cancel-me"):
+                started.set()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(started.wait(), timeout=30)
+        running = engine.num_unfinished_requests()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return running, await _wait_idle(engine_pair, timeout_s=1.0)
+
+    running, remaining = await engine_loop.call(scenario())
+    assert running == 1
+    assert remaining == 0
 
 
 def test_shutdown_leaves_no_child_process(embedded_config, model_paths, engine_pair):

@@ -1,0 +1,143 @@
+"""Online WSD against the paper's offline procedure and the base model alone, one request at a time.
+
+    .venv/bin/python -m benchmarks.online_vs_offline [--prompts 12] [--max-tokens 128]
+
+For each prompt (greedy): the online answer and the offline answer (they must be identical),
+the accept index, pilot tokens drafted online and offline, wall times, time to first token of
+online WSD and of the base model alone. Prints a table and the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+
+from tqdm import tqdm
+
+from wsd_engine.config import Role, load_config
+from wsd_engine.data.prompts import CHAT_PROMPTS
+from wsd_engine.engines.pair import EnginePair
+from wsd_engine.engines.protocol import SamplingSettings
+from wsd_engine.models.prepare import prepare_config
+from wsd_engine.offline import run_offline
+from wsd_engine.orchestrator import WSDOrchestrator
+from wsd_engine.request import TextDelta, WSDOutcome, WSDParams, WSDRequest
+from wsd_engine.templates import render_prompt
+
+
+async def _online(orchestrator: WSDOrchestrator, request: WSDRequest) -> tuple[WSDOutcome, float]:
+    started = time.monotonic()
+    outcome = None
+    async for item in orchestrator.run(request):
+        if not isinstance(item, TextDelta):
+            outcome = item
+    assert outcome is not None
+    return outcome, time.monotonic() - started
+
+
+async def _base_only_ttft(orchestrator: WSDOrchestrator, request: WSDRequest) -> float:
+    base = orchestrator.base
+    prompt = render_prompt(base.tokenizer, request.messages, orchestrator.base_template)
+    settings = SamplingSettings(max_tokens=request.max_tokens, stop=prompt.stop)
+    started = time.monotonic()
+    first = None
+    async for delta in base.generate(prompt.token_ids, settings, f"{request.request_id}-base"):
+        if first is None and delta.text:
+            first = time.monotonic() - started
+    return first if first is not None else time.monotonic() - started
+
+
+async def run(pair: EnginePair, config, num_prompts: int, max_tokens: int, draft_max: int) -> list:
+    orchestrator = WSDOrchestrator(
+        pair.pilot, pair.base, config.template_for(Role.PILOT), config.template_for(Role.BASE)
+    )
+    await pair.warm_up()
+    rows = []
+    for name, messages in tqdm(CHAT_PROMPTS[:num_prompts], desc="prompts", unit="prompt"):
+        params = WSDParams(draft_max_tokens=draft_max)
+        request = WSDRequest(f"on-{name}", tuple(messages), max_tokens, params)
+        outcome, online_s = await _online(orchestrator, request)
+        started = time.monotonic()
+        offline = await run_offline(
+            orchestrator, WSDRequest(f"off-{name}", tuple(messages), max_tokens, params)
+        )
+        offline_s = time.monotonic() - started
+        base_ttft = await _base_only_ttft(orchestrator, request)
+        rows.append(
+            {
+                "prompt": name,
+                "identical": outcome.text == offline.text,
+                "accept_index": outcome.switch.accept_index,
+                "reason": outcome.switch.reason.value if outcome.switch.reason else None,
+                "pilot_tokens_online": outcome.switch.num_pilot_tokens,
+                "pilot_tokens_offline": offline.num_pilot_tokens,
+                "online_s": round(online_s, 3),
+                "offline_s": round(offline_s, 3),
+                "wsd_ttft_s": round(outcome.switch.time_to_first_token_s or 0.0, 3),
+                "base_ttft_s": round(base_ttft, 3),
+                "switch_latency_s": outcome.switch.switch_latency_s,
+            }
+        )
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Medians and means over the prompts."""
+    accepts = [r["accept_index"] for r in rows if r["accept_index"] is not None]
+    median = statistics.median
+    latencies = [r["switch_latency_s"] for r in rows if r["switch_latency_s"] is not None]
+    return {
+        "prompts": len(rows),
+        "identical": sum(r["identical"] for r in rows),
+        "mean_accept_index": round(statistics.mean(accepts), 1) if accepts else None,
+        "pilot_tokens_online_mean": round(statistics.mean(r["pilot_tokens_online"] for r in rows), 1),
+        "pilot_tokens_offline_mean": round(
+            statistics.mean(r["pilot_tokens_offline"] for r in rows), 1
+        ),
+        "median_online_s": round(median(r["online_s"] for r in rows), 3),
+        "median_offline_s": round(median(r["offline_s"] for r in rows), 3),
+        "online_over_offline": round(
+            median(r["online_s"] for r in rows) / median(r["offline_s"] for r in rows), 3
+        ),
+        "median_wsd_ttft_s": round(median(r["wsd_ttft_s"] for r in rows), 3),
+        "median_base_ttft_s": round(median(r["base_ttft_s"] for r in rows), 3),
+        "median_switch_latency_s": round(median(latencies), 3) if latencies else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", default="configs/embedded.yaml")
+    parser.add_argument("--prompts", type=int, default=12)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--draft-max-tokens", type=int, default=512)
+    parser.add_argument("--json", help="also write rows and summary to this file")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    pair = EnginePair.start(config, prepare_config(config))
+    try:
+        rows = asyncio.run(
+            run(pair, config, args.prompts, args.max_tokens, args.draft_max_tokens)
+        )
+    finally:
+        pair.shutdown()
+    summary = summarize(rows)
+    print("| prompt | same | accept | reason | pilot on/off | online s | offline s | ttft wsd/base |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['prompt']} | {r['identical']} | {r['accept_index']} | {r['reason']} | "
+            f"{r['pilot_tokens_online']}/{r['pilot_tokens_offline']} | {r['online_s']} | "
+            f"{r['offline_s']} | {r['wsd_ttft_s']}/{r['base_ttft_s']} |"
+        )
+    print(json.dumps(summary))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"rows": rows, "summary": summary}, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

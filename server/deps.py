@@ -1,0 +1,28 @@
+"""FastAPI dependencies: objects built in the lifespan, read from app.state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from server.chat import ChatService
+from server.completions import CompletionService
+from server.models import ModelRegistry
+
+
+def _registry(request: Request) -> ModelRegistry:
+    return request.app.state.registry  # type: ignore[no-any-return]
+
+
+def _chat(request: Request) -> ChatService:
+    return request.app.state.chat  # type: ignore[no-any-return]
+
+
+def _completions(request: Request) -> CompletionService:
+    return request.app.state.completions  # type: ignore[no-any-return]
+
+
+RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
+ChatDep = Annotated[ChatService, Depends(_chat)]
+CompletionsDep = Annotated[CompletionService, Depends(_completions)]

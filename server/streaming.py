@@ -1,0 +1,101 @@
+"""Server-sent events, merging concurrent choices, and racing handlers against disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel
+
+from server.errors import OpenAIError
+
+T = TypeVar("T")
+_DONE = object()
+
+
+def sse(payload: BaseModel | dict[str, Any], drop_none: tuple[str, ...] = ()) -> str:
+    """One `data:` event; `drop_none` names fields left out when they are null."""
+    data = payload.model_dump() if isinstance(payload, BaseModel) else payload
+    for choice in data.get("choices", []):
+        if isinstance(choice, dict) and isinstance(choice.get("delta"), dict):
+            choice["delta"] = {k: v for k, v in choice["delta"].items() if v is not None}
+    for key in drop_none:
+        if data.get(key) is None:
+            data.pop(key, None)
+        for choice in data.get("choices", []):
+            if isinstance(choice, dict) and key in choice and choice[key] is None:
+                del choice[key]
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def sse_error(error: OpenAIError) -> str:
+    """A mid-stream failure, as vLLM and OpenAI send it."""
+    return f"data: {json.dumps(error.body())}\n\n"
+
+
+SSE_DONE = "data: [DONE]\n\n"
+
+
+async def merge(streams: list[AsyncIterator[T]]) -> AsyncIterator[T]:
+    """Interleave several async iterators as their items arrive; closing cancels them all."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def pump(stream: AsyncIterator[T]) -> None:
+        try:
+            async for item in stream:
+                await queue.put(item)
+            await queue.put(_DONE)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            await queue.put(exc)
+
+    tasks = [asyncio.create_task(pump(s)) for s in streams]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            item = await queue.get()
+            if item is _DONE:
+                remaining -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def race_disconnect(request: Request, work: Awaitable[T]) -> T | None:
+    """Run `work`; cancel it (and return None) if the client disconnects first."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    watcher = asyncio.create_task(disconnected())
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+
+
+Handler = Callable[..., Awaitable[Any]]

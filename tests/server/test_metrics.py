@@ -1,0 +1,216 @@
+"""Metrics: right values, a real Prometheus scraping the real server, every dashboard query."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.slow
+
+DOCKER = Path(__file__).resolve().parents[2] / "docker"
+Q = [{"role": "user", "content": "Name a fruit."}]
+
+
+def scrape(base_url):
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            samples[key] = sample.value
+    return samples
+
+
+def total(samples, name, **labels):
+    return sum(
+        value
+        for (sample_name, sample_labels), value in samples.items()
+        if sample_name == name and all(dict(sample_labels).get(k) == v for k, v in labels.items())
+    )
+
+
+def test_metric_values_follow_requests(live_server, client, ids):
+    before = scrape(live_server.base_url)
+    switched = 0
+    n = 3
+    for i in range(n):
+        response = client.chat.completions.create(
+            model=ids["wsd"],
+            messages=Q,
+            max_tokens=12 + i,
+            temperature=0,
+            extra_body={"wsd": {"threshold": 0.05, "window": 2}},
+        )
+        switched += response.model_extra["wsd"]["switch_latency_s"] is not None
+    client.chat.completions.create(model=ids["pilot"], messages=Q, max_tokens=4)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=ids["wsd"], messages=Q, max_tokens=0)
+    after = scrape(live_server.base_url)
+
+    def delta(name, **labels):
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert delta("wsd_requests_finished_total", model_name=ids["wsd"]) == n
+    assert delta("wsd_requests_finished_total", model_name=ids["pilot"]) == 1
+    assert delta("wsd_switch_latency_seconds_count", model_name=ids["wsd"]) == switched > 0
+    assert delta("wsd_switch_reason_total", model_name=ids["wsd"], reason="threshold") == n
+    assert delta("wsd_time_to_first_token_seconds_count", model_name=ids["wsd"]) == n
+    assert delta("wsd_e2e_request_latency_seconds_count", model_name=ids["wsd"]) == n
+    assert delta("wsd_accepted_prefix_tokens_count", model_name=ids["wsd"]) == n
+    assert delta("wsd_request_errors_total", status="400") == 1
+    assert delta("wsd_generation_tokens_total", model_name=ids["wsd"], role="pilot") > 0
+    assert total(after, "wsd_requests_running") == 0
+    assert total(after, "wsd_requests_waiting") == 0
+    info = [k for k in after if k[0] == "wsd_build_info"]
+    assert info and dict(info[0][1])["window"] == "6"
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def prometheus(live_server, tmp_path_factory):
+    binary = shutil.which("prometheus")
+    assert binary, "the Debian package prometheus is installed by `make test`"
+    work = tmp_path_factory.mktemp("prometheus")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "wsd",
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": [f"127.0.0.1:{live_server.port}"]}],
+            }
+        ],
+    }
+    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def dashboard_exprs():
+    dashboard = json.loads((DOCKER / "grafana" / "dashboards" / "wsd.json").read_text())
+    return [
+        (panel["title"], target["expr"])
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+    ]
+
+
+def test_every_dashboard_query_returns_data(prometheus, client, ids):
+    # traffic spread over a few scrapes, so that rates have two samples to work with
+    for _ in range(3):
+        client.chat.completions.create(
+            model=ids["wsd"],
+            messages=Q,
+            max_tokens=8,
+            temperature=0,
+            extra_body={"wsd": {"threshold": 0.05, "window": 2}},
+        )
+        client.chat.completions.create(model=ids["base"], messages=Q, max_tokens=4)
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model=ids["wsd"], messages=Q, max_tokens=-1)
+        time.sleep(1.5)
+    time.sleep(3)
+    empty = []
+    for title, expr in dashboard_exprs():
+        query = expr.replace("$__rate_interval", "1m").replace("$model_name", ".*")
+        response = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=30)
+        body = response.json()
+        assert body["status"] == "success", (title, query, body)
+        if not body["data"]["result"]:
+            empty.append((title, query))
+    assert not empty, f"panels whose query returned nothing: {empty}"
+
+
+def test_dashboard_is_valid_for_provisioning():
+    dashboard = json.loads((DOCKER / "grafana" / "dashboards" / "wsd.json").read_text())
+    assert dashboard["uid"] and dashboard["title"]
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert "model_name" in variables
+    assert dashboard["panels"]
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["type"] == "prometheus", panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            expr = target["expr"]
+            assert "$model_name" in expr, (panel["title"], expr)
+            if "rate(" in expr:
+                assert "[$__rate_interval]" in expr, (panel["title"], expr)
+    exprs = " ".join(expr for _, expr in dashboard_exprs())
+    for metric in (
+        "wsd_switch_latency_seconds_bucket",
+        "wsd_time_to_switch_seconds_bucket",
+        "wsd_accepted_prefix_tokens_bucket",
+        "wsd_switch_reason_total",
+        "wsd_pilot_tokens_wasted_bucket",
+        "wsd_time_to_first_token_seconds_bucket",
+        "wsd_inter_token_latency_seconds_bucket",
+        "wsd_e2e_request_latency_seconds_bucket",
+        "wsd_requests_running",
+        "wsd_requests_waiting",
+        "wsd_generation_tokens_total",
+        "wsd_request_errors_total",
+    ):
+        assert metric in exprs, metric
+
+
+def test_compose_and_prometheus_config_agree():
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"wsd", "prometheus", "grafana"} <= set(services)
+    scrape_config = yaml.safe_load((DOCKER / "prometheus.yml").read_text())
+    targets = [
+        t
+        for job in scrape_config["scrape_configs"]
+        for sc in job["static_configs"]
+        for t in sc["targets"]
+    ]
+    host, port = targets[0].split(":")
+    assert host == "wsd"
+    assert any(str(p).split(":")[-1] == port for p in services["wsd"]["ports"])
+    assert any("prometheus.yml" in v for v in services["prometheus"]["volumes"])
+    datasource = yaml.safe_load(
+        (DOCKER / "grafana" / "provisioning" / "datasources" / "prometheus.yaml").read_text()
+    )["datasources"][0]
+    assert datasource["url"].startswith("http://prometheus:")
+    dashboard = json.loads((DOCKER / "grafana" / "dashboards" / "wsd.json").read_text())
+    assert dashboard["panels"][0]["datasource"]["uid"] == datasource["uid"]
+    provider = yaml.safe_load(
+        (DOCKER / "grafana" / "provisioning" / "dashboards" / "wsd.yaml").read_text()
+    )["providers"][0]
+    mounted = [v.split(":")[1] for v in services["grafana"]["volumes"]]
+    assert provider["options"]["path"] in mounted
