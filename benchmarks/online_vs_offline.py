@@ -93,7 +93,9 @@ def summarize(rows: list[dict]) -> dict:
         "prompts": len(rows),
         "identical": sum(r["identical"] for r in rows),
         "mean_accept_index": round(statistics.mean(accepts), 1) if accepts else None,
-        "pilot_tokens_online_mean": round(statistics.mean(r["pilot_tokens_online"] for r in rows), 1),
+        "pilot_tokens_online_mean": round(
+            statistics.mean(r["pilot_tokens_online"] for r in rows), 1
+        ),
         "pilot_tokens_offline_mean": round(
             statistics.mean(r["pilot_tokens_offline"] for r in rows), 1
         ),
@@ -119,13 +121,13 @@ def main() -> None:
     config = load_config(args.config)
     pair = EnginePair.start(config, prepare_config(config))
     try:
-        rows = asyncio.run(
-            run(pair, config, args.prompts, args.max_tokens, args.draft_max_tokens)
-        )
+        rows = asyncio.run(run(pair, config, args.prompts, args.max_tokens, args.draft_max_tokens))
     finally:
         pair.shutdown()
     summary = summarize(rows)
-    print("| prompt | same | accept | reason | pilot on/off | online s | offline s | ttft wsd/base |")
+    print(
+        "| prompt | same | accept | reason | pilot on/off | online s | offline s | ttft wsd/base |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(

@@ -58,6 +58,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.harness import Settings, run_bench
+
+    quick = args.quick
+    settings = Settings(
+        concurrencies=args.concurrency or ([1, 4] if quick else [1, 4, 16]),
+        num_prompts=args.prompts or (4 if quick else 40),
+        max_tokens=args.max_tokens or (32 if quick else 128),
+        modes=args.modes.split(","),
+        config_path=str(args.config),
+        peer=not args.no_peer,
+    )
+    run_bench(settings)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="wsd", description=__doc__)
@@ -76,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default: config server.host)")
     serve.add_argument("--port", type=int, help="listen port (default: config server.port)")
     serve.set_defaults(handler=_cmd_serve)
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark wsd, offline, base, pilot and a plain vLLM peer (results in "
+        "benchmarks/results/)",
+    )
+    bench.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config file")
+    bench.add_argument("--quick", action="store_true", help="4 prompts, 32 tokens, c=1,4")
+    bench.add_argument("--prompts", type=int, help="number of prompts (default 40)")
+    bench.add_argument("--max-tokens", type=int, help="max_tokens per request (default 128)")
+    bench.add_argument("--concurrency", type=int, action="append", help="repeatable")
+    bench.add_argument("--modes", default="wsd,offline,base,pilot", help="comma-separated")
+    bench.add_argument("--no-peer", action="store_true", help="skip the plain vLLM peer")
+    bench.set_defaults(handler=_cmd_bench)
     return parser
 
 

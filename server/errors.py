@@ -108,6 +108,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if isinstance(exc.body, dict) and isinstance(exc.body.get("model"), str):
+            request.state.model_name = exc.body["model"]
         return respond(request, _validation_error(exc))
 
     @app.exception_handler(StarletteHTTPException)

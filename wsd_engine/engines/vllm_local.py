@@ -211,6 +211,9 @@ class VLLMEngine:
             temperature=0.0,
             prompt_logprobs=num_top,
             skip_reading_prefix_cache=not read_cache,
+            # Cached positions come back as uninitialised rows; detokenizing their token ids
+            # would crash vLLM's output handler (and with it the engine). We decode ourselves.
+            detokenize=False,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
         final = None

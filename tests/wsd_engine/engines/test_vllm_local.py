@@ -17,10 +17,6 @@ pytestmark = pytest.mark.slow
 QUESTION = [Message(MessageRole.USER, "Name three colours of the rainbow.")]
 
 
-async def _await(awaitable):
-    return await awaitable
-
-
 async def collect(engine, prompt_ids, settings, request_id):
     tokens, text, logprobs, finish = [], "", [], None
     async for delta in engine.generate(prompt_ids, settings, request_id):
@@ -36,12 +32,14 @@ async def test_both_engines_answer_in_one_process(engine_pair, engine_loop):
     pilot_prompt = render_prompt(engine_pair.pilot.tokenizer, QUESTION, PromptTemplate.CHAT)
     base_prompt = render_prompt(engine_pair.base.tokenizer, QUESTION, PromptTemplate.PLAIN)
     settings = SamplingSettings(max_tokens=16)
-    together = asyncio.gather(
-        collect(engine_pair.pilot, pilot_prompt.token_ids, settings, "both-pilot"),
-        collect(engine_pair.base, base_prompt.token_ids, settings, "both-base"),
-    )
+    async def together():
+        return await asyncio.gather(
+            collect(engine_pair.pilot, pilot_prompt.token_ids, settings, "both-pilot"),
+            collect(engine_pair.base, base_prompt.token_ids, settings, "both-base"),
+        )
+
     (p_tokens, p_text, _, p_finish), (b_tokens, b_text, _, b_finish) = await engine_loop.call(
-        _await(together)
+        together()
     )
     assert p_tokens and p_text.strip()
     assert b_tokens and b_text.strip()

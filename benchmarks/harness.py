@@ -1,0 +1,500 @@
+"""`wsd bench`: online WSD against the offline procedure, the single models and plain vLLM.
+
+One invocation, one machine, the same prompts and engines for every mode:
+
+- wsd: the HTTP server, streamed;        - base, pilot: single models through the same server;
+- offline: the paper's three stages on the same engines;
+- peer: `python -m vllm.entrypoints.openai.api_server` serving the base model alone.
+
+Writes a markdown table, a JSON file and a PNG plot to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Coroutine
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import psutil
+from tqdm import tqdm
+
+from benchmarks.prompts import BENCH_PROMPTS
+from wsd_engine.config import AppConfig, Role, load_config
+from wsd_engine.engines.pair import EnginePair
+from wsd_engine.models.prepare import prepare_config
+from wsd_engine.offline import run_offline
+from wsd_engine.request import WSDParams, WSDRequest
+from wsd_engine.templates import Message, MessageRole, render_plain_text
+
+logger = logging.getLogger("wsd.bench")
+T = TypeVar("T")
+RESULTS = Path("benchmarks/results")
+
+
+@dataclass
+class Sample:
+    """One request's measurements."""
+
+    ttft_s: float | None
+    e2e_s: float
+    output_tokens: int
+    gaps_s: list[float] = field(default_factory=list)
+    accept_index: int | None = None
+    wasted: int | None = None
+    switch_latency_s: float | None = None
+
+
+@dataclass
+class ModeResult:
+    """Aggregates of one mode at one concurrency."""
+
+    mode: str
+    concurrency: int
+    requests: int
+    wall_s: float
+    ttft_p50_s: float | None
+    ttft_p90_s: float | None
+    itl_p50_s: float | None
+    e2e_p50_s: float
+    e2e_p90_s: float
+    output_tok_s: float
+    req_s: float
+    mean_accept_index: float | None = None
+    mean_pilot_wasted: float | None = None
+    switch_latency_p50_s: float | None = None
+    main_process_cpu_s: float | None = None
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def aggregate(mode: str, concurrency: int, samples: list[Sample], wall_s: float) -> ModeResult:
+    """Percentiles and rates of one run."""
+    ttfts = [s.ttft_s for s in samples if s.ttft_s is not None]
+    gaps = [g for s in samples for g in s.gaps_s]
+    accepts = [s.accept_index for s in samples if s.accept_index is not None]
+    wasted = [s.wasted for s in samples if s.wasted is not None]
+    latencies = [s.switch_latency_s for s in samples if s.switch_latency_s is not None]
+    e2e = [s.e2e_s for s in samples]
+    return ModeResult(
+        mode=mode,
+        concurrency=concurrency,
+        requests=len(samples),
+        wall_s=round(wall_s, 3),
+        ttft_p50_s=_round(_quantile(ttfts, 0.5)),
+        ttft_p90_s=_round(_quantile(ttfts, 0.9)),
+        itl_p50_s=_round(statistics.median(gaps)) if gaps else None,
+        e2e_p50_s=round(statistics.median(e2e), 3),
+        e2e_p90_s=round(_quantile(e2e, 0.9) or 0.0, 3),
+        output_tok_s=round(sum(s.output_tokens for s in samples) / wall_s, 2),
+        req_s=round(len(samples) / wall_s, 3),
+        mean_accept_index=round(statistics.mean(accepts), 1) if accepts else None,
+        mean_pilot_wasted=round(statistics.mean(wasted), 1) if wasted else None,
+        switch_latency_p50_s=_round(_quantile(latencies, 0.5)),
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+# -- clients -------------------------------------------------------------------------------
+
+
+async def stream_chat(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Sample:
+    """One streamed chat request; times every content chunk."""
+    started = time.monotonic()
+    first, last, gaps, tokens, wsd = None, None, [], 0, None
+    async with client.stream("POST", url, json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                raise RuntimeError(chunk["error"]["message"])
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+            for choice in chunk.get("choices", []):
+                text = (choice.get("delta") or {}).get("content") or choice.get("text") or ""
+                if text:
+                    now = time.monotonic()
+                    if first is None:
+                        first = now - started
+                    else:
+                        gaps.append(now - last)  # type: ignore[operator]
+                    last = now
+                wsd = choice.get("wsd") or wsd
+    sample = Sample(
+        ttft_s=first, e2e_s=time.monotonic() - started, output_tokens=tokens, gaps_s=gaps
+    )
+    if wsd:
+        sample.accept_index = wsd.get("accept_index")
+        sample.wasted = wsd.get("pilot_tokens_wasted")
+        sample.switch_latency_s = wsd.get("switch_latency_s")
+    return sample
+
+
+async def run_load(
+    requests: list[Any], concurrency: int, send: Any, desc: str
+) -> tuple[list[Sample], float]:
+    """Send every request with at most `concurrency` in flight; returns samples and wall time."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    for item in requests:
+        queue.put_nowait(item)
+    samples: list[Sample] = []
+    bar = tqdm(total=len(requests), desc=desc, unit="req", leave=False)
+
+    async def worker() -> None:
+        while not queue.empty():
+            item = queue.get_nowait()
+            samples.append(await send(item))
+            bar.update()
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    bar.close()
+    return samples, time.monotonic() - started
+
+
+# -- the in-process server -----------------------------------------------------------------
+
+
+class _Loop:
+    """A background event loop owning the engines and the server."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Settings:
+    """What one bench invocation runs."""
+
+    concurrencies: list[int]
+    num_prompts: int
+    max_tokens: int
+    modes: list[str]
+    config_path: str
+    peer: bool
+
+
+def _chat_body(model: str, messages: list[Message], max_tokens: int) -> dict[str, Any]:
+    return {
+        "model": model,
+        "messages": [{"role": m.role.value, "content": m.content} for m in messages],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def bench_server(config: AppConfig, paths: dict[str, Path], settings: Settings) -> list[ModeResult]:
+    """wsd, base, pilot through the HTTP server; offline on the same engines."""
+    import uvicorn
+
+    from server.app import create_app
+
+    loop = _Loop()
+    pair = EnginePair.start(config, paths)
+    port = _free_port()
+    app = create_app(config, paths, engines=pair)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    results: list[ModeResult] = []
+    prompts = BENCH_PROMPTS[: settings.num_prompts]
+    try:
+        server_task = loop.run(_start(server))
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        model_ids = {
+            "wsd": config.wsd.served_model_name,
+            "base": config.base.served_model_name,
+            "pilot": config.pilot.served_model_name,
+        }
+        for concurrency in settings.concurrencies:
+            for mode in settings.modes:
+                if mode == "offline":
+                    results.append(loop.run(_offline(app, prompts, settings, concurrency)))
+                elif mode in model_ids:
+                    results.append(
+                        asyncio.run(
+                            _http_mode(url, model_ids[mode], mode, prompts, settings, concurrency)
+                        )
+                    )
+                logger.info("%s", asdict(results[-1]))
+        server.should_exit = True
+        loop.run(asyncio.wait_for(server_task, timeout=30))
+    finally:
+        pair.shutdown()
+        loop.stop()
+    return results
+
+
+async def _start(server: Any) -> asyncio.Task[None]:
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    return task
+
+
+async def _http_mode(
+    url: str,
+    model: str,
+    mode: str,
+    prompts: list[list[Message]],
+    settings: Settings,
+    concurrency: int,
+) -> ModeResult:
+    me = psutil.Process()
+    cpu_before = me.cpu_times()
+    async with httpx.AsyncClient(timeout=600) as client:
+        samples, wall = await run_load(
+            [_chat_body(model, p, settings.max_tokens) for p in prompts],
+            concurrency,
+            lambda body: stream_chat(client, url, body),
+            f"{mode} c={concurrency}",
+        )
+    result = aggregate(mode, concurrency, samples, wall)
+    cpu_after = me.cpu_times()
+    result.main_process_cpu_s = round(
+        (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system), 2
+    )
+    return result
+
+
+async def _offline(
+    app: Any, prompts: list[list[Message]], settings: Settings, concurrency: int
+) -> ModeResult:
+    orchestrator = app.state.registry.orchestrator
+
+    async def one(item: tuple[int, list[Message]]) -> Sample:
+        index, messages = item
+        request = WSDRequest(
+            f"offline-{concurrency}-{index}", tuple(messages), settings.max_tokens, WSDParams()
+        )
+        started = time.monotonic()
+        result = await run_offline(orchestrator, request)
+        tokens = len(orchestrator.base.tokenizer.encode(result.text, add_special_tokens=False))
+        elapsed = time.monotonic() - started
+        # offline has nothing to stream: its first token arrives with the whole answer
+        return Sample(
+            ttft_s=elapsed, e2e_s=elapsed, output_tokens=tokens, accept_index=result.accept_index
+        )
+
+    samples, wall = await run_load(
+        list(enumerate(prompts)), concurrency, one, f"offline c={concurrency}"
+    )
+    return aggregate("offline", concurrency, samples, wall)
+
+
+def bench_peer(config: AppConfig, paths: dict[str, Path], settings: Settings) -> list[ModeResult]:
+    """Plain vLLM OpenAI server of the base model, both cores, raw plain-template prompts."""
+    port = _free_port()
+    base = config.base
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(paths[base.served_model_name]),
+        "--served-model-name", base.served_model_name,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--dtype", base.dtype, "--max-model-len", str(base.max_model_len),
+        "--enforce-eager", "--disable-log-stats",
+    ]  # fmt: skip
+    if base.block_size:
+        command += ["--block-size", str(base.block_size)]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(int(base.kv_cache_space_gib))}
+    logger.info("starting the peer: %s", " ".join(command))
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    results = []
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/health", process)
+        url = f"http://127.0.0.1:{port}/v1/completions"
+        prompts = BENCH_PROMPTS[: settings.num_prompts]
+        for concurrency in settings.concurrencies:
+            bodies = [
+                {
+                    "model": base.served_model_name,
+                    "prompt": render_plain_text(p),
+                    "max_tokens": settings.max_tokens,
+                    "temperature": 0,
+                    "stream": True,
+                    "stream_options": {"include_usage": True},
+                }
+                for p in prompts
+            ]
+
+            async def run(
+                bodies: list[dict[str, Any]] = bodies, c: int = concurrency
+            ) -> ModeResult:
+                async with httpx.AsyncClient(timeout=600) as client:
+                    samples, wall = await run_load(
+                        bodies, c, lambda body: stream_chat(client, url, body), f"peer c={c}"
+                    )
+                return aggregate("peer", c, samples, wall)
+
+            results.append(asyncio.run(run()))
+            logger.info("%s", asdict(results[-1]))
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    return results
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 900) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the peer vLLM server exited with code {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError("the peer vLLM server did not become ready")
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def ratios(results: list[ModeResult]) -> dict[str, float | None]:
+    """The targets of the benchmark issue, as ratios of medians from this run."""
+    by = {(r.mode, r.concurrency): r for r in results}
+
+    def get(mode: str, c: int, attr: str) -> float | None:
+        result = by.get((mode, c))
+        return None if result is None else getattr(result, attr)
+
+    def div(a: float | None, b: float | None) -> float | None:
+        return None if a is None or not b else round(a / b, 3)
+
+    c1 = min(r.concurrency for r in results)
+    cmax = max(r.concurrency for r in results)
+    wsd = by.get(("wsd", c1))
+    overhead = None
+    if wsd and wsd.main_process_cpu_s is not None:
+        overhead = round(wsd.main_process_cpu_s / wsd.wall_s, 3)
+    return {
+        "wsd_e2e_over_offline_e2e": div(
+            get("wsd", c1, "e2e_p50_s"), get("offline", c1, "e2e_p50_s")
+        ),
+        "wsd_ttft_over_pilot_ttft": div(
+            get("wsd", c1, "ttft_p50_s"), get("pilot", c1, "ttft_p50_s")
+        ),
+        "wsd_ttft_over_base_ttft": div(get("wsd", c1, "ttft_p50_s"), get("base", c1, "ttft_p50_s")),
+        "handoff_over_base_itl": div(
+            get("wsd", c1, "switch_latency_p50_s"), get("base", c1, "itl_p50_s")
+        ),
+        f"wsd_tok_s_over_peer_tok_s_at_c{cmax}": div(
+            get("wsd", cmax, "output_tok_s"), get("peer", cmax, "output_tok_s")
+        ),
+        "orchestration_cpu_share_c1": overhead,
+    }
+
+
+def write_report(results: list[ModeResult], settings: Settings, out_dir: Path = RESULTS) -> Path:
+    """Markdown table, JSON and a PNG plot; returns the markdown path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d")
+    machine = f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
+    summary = ratios(results)
+    payload = {"date": stamp, "machine": machine, "settings": asdict(settings),
+               "results": [asdict(r) for r in results], "ratios": summary}  # fmt: skip
+    (out_dir / "bench.json").write_text(json.dumps(payload, indent=2))
+    lines = [
+        f"Date {stamp}; machine: {machine}; prompts {settings.num_prompts}; "
+        f"max_tokens {settings.max_tokens}; greedy.",
+        "",
+        "| mode | conc | ttft p50 | ttft p90 | itl p50 | e2e p50 | e2e p90 | out tok/s | req/s "
+        "| accept | wasted | handoff p50 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.mode} | {r.concurrency} | {r.ttft_p50_s} | {r.ttft_p90_s} | {r.itl_p50_s} | "
+            f"{r.e2e_p50_s} | {r.e2e_p90_s} | {r.output_tok_s} | {r.req_s} | "
+            f"{r.mean_accept_index or ''} | {r.mean_pilot_wasted or ''} | "
+            f"{r.switch_latency_p50_s or ''} |"
+        )
+    lines += ["", "| ratio | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in summary.items()]
+    markdown = out_dir / "bench.md"
+    markdown.write_text("\n".join(lines) + "\n")
+    _plot(results, out_dir / "bench.png")
+    return markdown
+
+
+def _plot(results: list[ModeResult], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for mode in sorted({r.mode for r in results}):
+        rows = sorted((r for r in results if r.mode == mode), key=lambda r: r.concurrency)
+        xs = [r.concurrency for r in rows]
+        left.plot(xs, [r.e2e_p50_s for r in rows], marker="o", label=mode)
+        right.plot(xs, [r.output_tok_s for r in rows], marker="o", label=mode)
+    left.set(xlabel="concurrency", ylabel="end-to-end p50 (s)", title="Latency")
+    right.set(xlabel="concurrency", ylabel="output tokens/s", title="Throughput")
+    for axis in (left, right):
+        axis.set_xscale("log", base=2)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_bench(settings: Settings) -> Path:
+    """Everything `wsd bench` does."""
+    config = load_config(settings.config_path)
+    paths = prepare_config(config)
+    results = bench_server(config, paths, settings)
+    if settings.peer:
+        results += bench_peer(config, paths, settings)
+    markdown = write_report(results, settings)
+    print(markdown.read_text())
+    return markdown
+
+
+def _message_list(messages: list[Message]) -> list[Message]:
+    return [Message(MessageRole(m.role), m.content) for m in messages]
+
+
+__all__ = ["Role", "Settings", "run_bench"]
