@@ -33,6 +33,11 @@ class DraftTokenizer:
         self._stable_chars = 0
         self.is_final = False
 
+    @property
+    def stable_text(self) -> str:
+        """The text the stable tokens cover."""
+        return self.text[: self._stable_chars]
+
     def encode(self, text: str) -> list[int]:
         """Base token ids of a text fragment, without special tokens."""
         return list(self._tokenizer.encode(text, add_special_tokens=False))

@@ -173,3 +173,23 @@ async def test_closing_the_stream_cancels_every_engine_request(pilot_tokenizer, 
         await task
     await asyncio.sleep(0)
     assert not pilot.running and not base.running
+
+
+async def test_first_pilot_token_streams_before_its_word_is_stable(pilot_tokenizer, base_tokenizer):
+    # "Paris" alone has no word boundary yet, but it lies inside the first `window` base
+    # tokens, which the answer always keeps
+    orch, pilot, base = make(pilot_tokenizer, base_tokenizer, delay_s=0.05)
+    req = request(window=6)
+    base.prompt_len = len(orch.render(req)[1].token_ids)
+    stream = orch.run(req)
+    first = await anext(stream)
+    assert first.text == "Paris"
+    assert pilot.generate_calls and len(base.score_calls) == 0
+    await stream.aclose()
+
+
+async def test_early_head_respects_max_tokens(pilot_tokenizer, base_tokenizer):
+    orch, _, _ = make(pilot_tokenizer, base_tokenizer, draft="Supercalifragilistic words follow")
+    _, outcome = await run(orch, request(max_tokens=2))
+    ids = base_ids(base_tokenizer, "Supercalifragilistic words follow")
+    assert outcome.text == base_tokenizer.decode(ids[:2])

@@ -14,7 +14,7 @@ from wsd_engine.request import SwitchReason, TextDelta, WSDOutcome, WSDParams, W
 
 pytestmark = pytest.mark.slow
 
-MAX_TOKENS = 96
+MAX_TOKENS = 80
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ async def test_online_equals_offline_reference(
     orchestrator, engine_pair, engine_loop, name, messages
 ):
     # one request at a time: vLLM's batched greedy decoding on CPU is not bit-identical
-    params = WSDParams(draft_max_tokens=160)
+    params = WSDParams(draft_max_tokens=128)
     online = await engine_loop.call(
         run_online(orchestrator, WSDRequest(f"online-{name}", tuple(messages), MAX_TOKENS, params))
     )

@@ -32,6 +32,7 @@ async def test_both_engines_answer_in_one_process(engine_pair, engine_loop):
     pilot_prompt = render_prompt(engine_pair.pilot.tokenizer, QUESTION, PromptTemplate.CHAT)
     base_prompt = render_prompt(engine_pair.base.tokenizer, QUESTION, PromptTemplate.PLAIN)
     settings = SamplingSettings(max_tokens=16)
+
     async def together():
         return await asyncio.gather(
             collect(engine_pair.pilot, pilot_prompt.token_ids, settings, "both-pilot"),
