@@ -52,7 +52,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         config.wsd.threshold,
         config.wsd.window,
     )
-    logger.info("listening on http://%s:%d", config.server.host, config.server.port)
+    logger.info(
+        "starting both engines; the server listens on http://%s:%d once they answer",
+        config.server.host,
+        config.server.port,
+    )
     app = create_app(config, paths)
     uvicorn.run(app, host=config.server.host, port=config.server.port, log_level="info")
     return 0

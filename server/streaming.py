@@ -17,19 +17,25 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def sse(payload: BaseModel | dict[str, Any], drop_none: tuple[str, ...] = ()) -> str:
-    """One `data:` event; `drop_none` names fields left out when they are null."""
-    data = payload.model_dump() if isinstance(payload, BaseModel) else payload
+def to_json(payload: BaseModel, drop_none: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A response body: OpenAI's nulls kept, our optional extensions (`drop_none`) left out
+    when null, and stream deltas carrying only what they have."""
+    data = payload.model_dump()
     for choice in data.get("choices", []):
-        if isinstance(choice, dict) and isinstance(choice.get("delta"), dict):
+        if isinstance(choice.get("delta"), dict):
             choice["delta"] = {k: v for k, v in choice["delta"].items() if v is not None}
     for key in drop_none:
-        if data.get(key) is None:
-            data.pop(key, None)
+        if key in data and data[key] is None:
+            del data[key]
         for choice in data.get("choices", []):
-            if isinstance(choice, dict) and key in choice and choice[key] is None:
+            if key in choice and choice[key] is None:
                 del choice[key]
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+    return data
+
+
+def sse(payload: BaseModel, drop_none: tuple[str, ...] = ()) -> str:
+    """One `data:` event."""
+    return f"data: {json.dumps(to_json(payload, drop_none), ensure_ascii=False)}\n\n"
 
 
 def sse_error(error: OpenAIError) -> str:

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from server.deps import ChatDep
 from server.protocol import ChatCompletion, ChatCompletionRequest
-from server.streaming import race_disconnect
+from server.streaming import race_disconnect, to_json
 
 router = APIRouter()
 
 
-@router.post(
-    "/v1/chat/completions", response_model=ChatCompletion, response_model_exclude_none=True
-)
+@router.post("/v1/chat/completions", response_model=ChatCompletion)
 async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, chat: ChatDep
-) -> Response | ChatCompletion:
+) -> Response:
     """Chat completion with the WSD model, the pilot or the base model."""
     request.state.model_name = body.model
     choices = chat.start(body)
@@ -26,4 +24,4 @@ async def create_chat_completion(
     result = await race_disconnect(request, chat.complete(body, choices))
     if result is None:
         return Response(status_code=499)
-    return result
+    return JSONResponse(to_json(result, drop_none=("wsd",)))

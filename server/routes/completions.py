@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from server.deps import CompletionsDep
 from server.protocol import Completion, CompletionRequest
-from server.streaming import race_disconnect
+from server.streaming import race_disconnect, to_json
 
 router = APIRouter()
 
 
-@router.post("/v1/completions", response_model=Completion, response_model_exclude_none=True)
+@router.post("/v1/completions", response_model=Completion)
 async def create_completion(
     body: CompletionRequest, request: Request, completions: CompletionsDep
-) -> Response | Completion:
+) -> Response:
     """Text completion of raw prompts by the pilot or the base model."""
     request.state.model_name = body.model
     choices = completions.start(body)
@@ -24,4 +24,4 @@ async def create_completion(
     result = await race_disconnect(request, completions.complete(body, choices))
     if result is None:
         return Response(status_code=499)
-    return result
+    return JSONResponse(to_json(result, drop_none=("wsd",)))
