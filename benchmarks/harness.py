@@ -15,13 +15,10 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,12 +28,13 @@ import psutil
 from tqdm import tqdm
 
 from benchmarks.prompts import BENCH_PROMPTS
-from wsd_engine.config import AppConfig, Role, load_config
+from server.background import BackgroundLoop, free_port, start_server
+from wsd_engine.config import AppConfig, load_config
 from wsd_engine.engines.pair import EnginePair
 from wsd_engine.models.prepare import prepare_config
 from wsd_engine.offline import run_offline
 from wsd_engine.request import WSDParams, WSDRequest
-from wsd_engine.templates import Message, MessageRole, render_plain_text
+from wsd_engine.templates import Message, render_plain_text
 
 logger = logging.getLogger("wsd.bench")
 T = TypeVar("T")
@@ -176,28 +174,6 @@ async def run_load(
 # -- the in-process server -----------------------------------------------------------------
 
 
-class _Loop:
-    """A background event loop owning the engines and the server."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Settings:
     """What one bench invocation runs."""
@@ -227,15 +203,15 @@ def bench_server(config: AppConfig, paths: dict[str, Path], settings: Settings) 
 
     from server.app import create_app
 
-    loop = _Loop()
+    loop = BackgroundLoop()
     pair = EnginePair.start(config, paths)
-    port = _free_port()
+    port = free_port()
     app = create_app(config, paths, engines=pair)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     results: list[ModeResult] = []
     prompts = BENCH_PROMPTS[: settings.num_prompts]
     try:
-        server_task = loop.run(_start(server))
+        server_task = loop.run(start_server(server))
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         model_ids = {
             "wsd": config.wsd.served_model_name,
@@ -259,15 +235,6 @@ def bench_server(config: AppConfig, paths: dict[str, Path], settings: Settings) 
         pair.shutdown()
         loop.stop()
     return results
-
-
-async def _start(server: Any) -> asyncio.Task[None]:
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    return task
 
 
 async def _http_mode(
@@ -322,7 +289,7 @@ async def _offline(
 
 def bench_peer(config: AppConfig, paths: dict[str, Path], settings: Settings) -> list[ModeResult]:
     """Plain vLLM OpenAI server of the base model, both cores, raw plain-template prompts."""
-    port = _free_port()
+    port = free_port()
     base = config.base
     command = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
@@ -491,10 +458,3 @@ def run_bench(settings: Settings) -> Path:
     markdown = write_report(results, settings)
     print(markdown.read_text())
     return markdown
-
-
-def _message_list(messages: list[Message]) -> list[Message]:
-    return [Message(MessageRole(m.role), m.content) for m in messages]
-
-
-__all__ = ["Role", "Settings", "run_bench"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from server.errors import OpenAIError, to_openai_error
 from server.generation import (
@@ -65,10 +65,15 @@ class ChatService:
         request_id = new_id("chatcmpl")
         num_top = request.top_logprobs or 0 if request.logprobs else None
         if model.is_wsd:
+            first = self._wsd_request(request, request_id)
             return [
                 wsd_choice(
                     self.registry.orchestrator,
-                    self._wsd_request(request, model, f"{request_id}-{i}", i),
+                    replace(
+                        first,
+                        request_id=f"{request_id}-{i}",
+                        seed=None if first.seed is None else first.seed + i,
+                    ),
                     i,
                     num_top,
                 )
@@ -98,9 +103,8 @@ class ChatService:
             for i in range(request.n)
         ]
 
-    def _wsd_request(
-        self, request: ChatCompletionRequest, model: ServedModel, request_id: str, index: int
-    ) -> WSDRequest:
+    def _wsd_request(self, request: ChatCompletionRequest, request_id: str) -> WSDRequest:
+        """The orchestrator's request; raises ContextLengthExceeded before anything starts."""
         options = request.wsd
         params = WSDParams.from_config(
             self.registry.config.wsd,
@@ -114,18 +118,14 @@ class ChatService:
         context = min(orchestrator.pilot.max_model_len, orchestrator.base.max_model_len)
         longest_prompt = max(len(pilot_prompt.token_ids), len(base_prompt.token_ids))
         max_tokens = self._max_tokens(request, longest_prompt, context)
-        wsd_request = WSDRequest(
-            request_id=request_id,
-            messages=request.engine_messages(),
+        return replace(
+            probe,
             max_tokens=max_tokens,
-            params=params,
             temperature=_temperature(request, default=0.0),
             top_p=request.top_p or 1.0,
-            seed=None if request.seed is None else request.seed + index,
+            seed=request.seed,
             stop=request.stop_strings(),
         )
-        orchestrator.render(wsd_request)  # raises ContextLengthExceeded up front
-        return wsd_request
 
     @staticmethod
     def _max_tokens(request: ChatCompletionRequest, prompt_len: int, context: int) -> int:

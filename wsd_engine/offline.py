@@ -84,9 +84,7 @@ async def run_offline(orchestrator: WSDOrchestrator, request: WSDRequest) -> Off
     return OfflineResult(
         text=stops.text,
         finish_reason=finish,
-        accept_index=(plan.num_kept - 1 if plan.num_kept else None)
-        if accept_index is None
-        else accept_index,
+        accept_index=plan.accept_index,
         reason=plan.reason,
         num_pilot_tokens=num_pilot_tokens,
         num_draft_tokens=len(draft_ids),

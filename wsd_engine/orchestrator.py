@@ -197,9 +197,7 @@ class _WSDRun:
             continue_after_draft_end=self.request.params.continue_after_draft_end,
         )
         self.info.reason = plan.reason
-        self.info.accept_index = plan.num_kept - 1 if plan.num_kept else None
-        if self.tracker.accept_index is not None:
-            self.info.accept_index = self.tracker.accept_index
+        self.info.accept_index = plan.accept_index
         self.phase = Phase.BASE if plan.base_budget else Phase.DONE
         logger.debug(
             "%s: switch at %s (%s), base budget %d",

@@ -121,6 +121,7 @@ class ContinuationPlan:
     num_kept: int
     base_budget: int
     reason: SwitchReason | None
+    accept_index: int | None  # the switch rule's index, else the last draft index
 
 
 def plan_continuation(
@@ -142,8 +143,9 @@ def plan_continuation(
             else SwitchReason.DRAFT_END
         )
         num_kept = num_draft_tokens
+        accept_index = num_draft_tokens - 1 if num_draft_tokens else None
     if num_kept >= max_tokens:
-        return ContinuationPlan(num_kept=max_tokens, base_budget=0, reason=reason)
+        return ContinuationPlan(max_tokens, 0, reason, accept_index)
     stops_here = reason is SwitchReason.DRAFT_END and not continue_after_draft_end
     budget = 0 if stops_here and num_kept > 0 else max_tokens - num_kept
-    return ContinuationPlan(num_kept=num_kept, base_budget=budget, reason=reason)
+    return ContinuationPlan(num_kept, budget, reason, accept_index)

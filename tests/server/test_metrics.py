@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +13,8 @@ import openai
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
+from server.background import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -75,12 +76,6 @@ def test_metric_values_follow_requests(live_server, client, ids):
     assert info and dict(info[0][1])["window"] == "6"
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def prometheus(live_server, tmp_path_factory):
     binary = shutil.which("prometheus")
@@ -97,7 +92,7 @@ def prometheus(live_server, tmp_path_factory):
         ],
     }
     (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             binary,

@@ -20,11 +20,13 @@ def plan(**kw):
 def test_threshold_switch_keeps_prefix_and_continues_with_remaining_budget():
     p = plan(accept_index=9)
     assert (p.num_kept, p.base_budget, p.reason) == (10, 118, SwitchReason.THRESHOLD)
+    assert p.accept_index == 9
 
 
 def test_no_pass_keeps_whole_draft_then_base_continues():
     p = plan()
     assert (p.num_kept, p.base_budget, p.reason) == (50, 78, SwitchReason.DRAFT_END)
+    assert p.accept_index == 49  # the last draft index
 
 
 def test_draft_limit_reason_when_pilot_hit_its_budget():
@@ -47,6 +49,7 @@ def test_max_tokens_inside_the_draft(accept, max_tokens):
 def test_empty_draft_lets_the_base_model_answer():
     p = plan(num_draft_tokens=0, continue_after_draft_end=False)
     assert (p.num_kept, p.base_budget, p.reason) == (0, 128, SwitchReason.DRAFT_END)
+    assert p.accept_index is None
 
 
 def test_engine_seeds_are_distinct_and_reproducible():
