@@ -12,6 +12,7 @@ Writes a markdown table, a JSON file and a PNG plot to benchmarks/results/.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from wsd_engine.engines.pair import EnginePair
 from wsd_engine.models.prepare import prepare_config
 from wsd_engine.offline import run_offline
 from wsd_engine.request import WSDParams, WSDRequest
-from wsd_engine.templates import Message, render_plain_text
+from wsd_engine.templates import PLAIN_STOP_STRINGS, Message, render_plain_text
 
 logger = logging.getLogger("wsd.bench")
 T = TypeVar("T")
@@ -52,6 +53,7 @@ class Sample:
     accept_index: int | None = None
     wasted: int | None = None
     switch_latency_s: float | None = None
+    switch_stall_s: float | None = None
 
 
 @dataclass
@@ -72,6 +74,7 @@ class ModeResult:
     mean_accept_index: float | None = None
     mean_pilot_wasted: float | None = None
     switch_latency_p50_s: float | None = None
+    switch_stall_p50_s: float | None = None
     main_process_cpu_s: float | None = None
 
 
@@ -89,6 +92,7 @@ def aggregate(mode: str, concurrency: int, samples: list[Sample], wall_s: float)
     accepts = [s.accept_index for s in samples if s.accept_index is not None]
     wasted = [s.wasted for s in samples if s.wasted is not None]
     latencies = [s.switch_latency_s for s in samples if s.switch_latency_s is not None]
+    stalls = [s.switch_stall_s for s in samples if s.switch_stall_s is not None]
     e2e = [s.e2e_s for s in samples]
     return ModeResult(
         mode=mode,
@@ -105,6 +109,7 @@ def aggregate(mode: str, concurrency: int, samples: list[Sample], wall_s: float)
         mean_accept_index=round(statistics.mean(accepts), 1) if accepts else None,
         mean_pilot_wasted=round(statistics.mean(wasted), 1) if wasted else None,
         switch_latency_p50_s=_round(_quantile(latencies, 0.5)),
+        switch_stall_p50_s=_round(_quantile(stalls, 0.5)),
     )
 
 
@@ -118,7 +123,8 @@ def _round(value: float | None) -> float | None:
 async def stream_chat(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Sample:
     """One streamed chat request; times every content chunk."""
     started = time.monotonic()
-    first, last, gaps, tokens, wsd = None, None, [], 0, None
+    arrivals: list[tuple[float, int]] = []  # (time, characters so far) per content chunk
+    tokens, wsd, chars = 0, None, 0
     async with client.stream("POST", url, json=body) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
@@ -132,21 +138,38 @@ async def stream_chat(client: httpx.AsyncClient, url: str, body: dict[str, Any])
             for choice in chunk.get("choices", []):
                 text = (choice.get("delta") or {}).get("content") or choice.get("text") or ""
                 if text:
-                    now = time.monotonic()
-                    if first is None:
-                        first = now - started
-                    else:
-                        gaps.append(now - last)  # type: ignore[operator]
-                    last = now
+                    chars += len(text)
+                    arrivals.append((time.monotonic(), chars))
                 wsd = choice.get("wsd") or wsd
+    times = [t for t, _ in arrivals]
     sample = Sample(
-        ttft_s=first, e2e_s=time.monotonic() - started, output_tokens=tokens, gaps_s=gaps
+        ttft_s=times[0] - started if times else None,
+        e2e_s=time.monotonic() - started,
+        output_tokens=tokens,
+        gaps_s=[b - a for a, b in itertools.pairwise(times)],
     )
     if wsd:
         sample.accept_index = wsd.get("accept_index")
         sample.wasted = wsd.get("pilot_tokens_wasted")
         sample.switch_latency_s = wsd.get("switch_latency_s")
+        sample.switch_stall_s = switch_stall(arrivals, wsd.get("prefix_chars"))
     return sample
+
+
+def switch_stall(arrivals: list[tuple[float, int]], prefix_chars: int | None) -> float | None:
+    """The longest pause a reader sees around the switch: the gaps into the first and the
+    second chunk of base text (the handoff itself may be hidden in either)."""
+    if prefix_chars is None:
+        return None
+    first_base = next((i for i, (_, chars) in enumerate(arrivals) if chars > prefix_chars), None)
+    if first_base is None or first_base == 0:
+        return None
+    gaps = [
+        arrivals[i][0] - arrivals[i - 1][0]
+        for i in (first_base, first_base + 1)
+        if i < len(arrivals)
+    ]
+    return max(gaps)
 
 
 async def run_load(
@@ -179,22 +202,31 @@ class Settings:
     """What one bench invocation runs."""
 
     concurrencies: list[int]
-    num_prompts: int
+    num_prompts: int | None  # requests per concurrency level; None: max(8, 2 x concurrency)
     max_tokens: int
     modes: list[str]
     config_path: str
     peer: bool
+    draft_max_tokens: int | None = None  # None: the config's
+
+    def prompts(self, concurrency: int) -> list[list[Message]]:
+        """The prompts one concurrency level sends (the same for every mode)."""
+        count = self.num_prompts or max(8, 2 * concurrency)
+        return [BENCH_PROMPTS[i % len(BENCH_PROMPTS)] for i in range(count)]
 
 
-def _chat_body(model: str, messages: list[Message], max_tokens: int) -> dict[str, Any]:
-    return {
+def _chat_body(model: str, messages: list[Message], settings: Settings) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": m.role.value, "content": m.content} for m in messages],
-        "max_tokens": max_tokens,
+        "max_tokens": settings.max_tokens,
         "temperature": 0,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    if settings.draft_max_tokens:
+        body["wsd"] = {"draft_max_tokens": settings.draft_max_tokens}
+    return body
 
 
 def bench_server(config: AppConfig, paths: dict[str, Path], settings: Settings) -> list[ModeResult]:
@@ -209,7 +241,6 @@ def bench_server(config: AppConfig, paths: dict[str, Path], settings: Settings) 
     app = create_app(config, paths, engines=pair)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     results: list[ModeResult] = []
-    prompts = BENCH_PROMPTS[: settings.num_prompts]
     try:
         server_task = loop.run(start_server(server))
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
@@ -219,9 +250,10 @@ def bench_server(config: AppConfig, paths: dict[str, Path], settings: Settings) 
             "pilot": config.pilot.served_model_name,
         }
         for concurrency in settings.concurrencies:
+            prompts = settings.prompts(concurrency)
             for mode in settings.modes:
                 if mode == "offline":
-                    results.append(loop.run(_offline(app, prompts, settings, concurrency)))
+                    results.append(loop.run(_offline(app, config, prompts, settings, concurrency)))
                 elif mode in model_ids:
                     results.append(
                         asyncio.run(
@@ -249,7 +281,7 @@ async def _http_mode(
     cpu_before = me.cpu_times()
     async with httpx.AsyncClient(timeout=600) as client:
         samples, wall = await run_load(
-            [_chat_body(model, p, settings.max_tokens) for p in prompts],
+            [_chat_body(model, p, settings) for p in prompts],
             concurrency,
             lambda body: stream_chat(client, url, body),
             f"{mode} c={concurrency}",
@@ -263,14 +295,19 @@ async def _http_mode(
 
 
 async def _offline(
-    app: Any, prompts: list[list[Message]], settings: Settings, concurrency: int
+    app: Any,
+    config: AppConfig,
+    prompts: list[list[Message]],
+    settings: Settings,
+    concurrency: int,
 ) -> ModeResult:
     orchestrator = app.state.registry.orchestrator
+    params = WSDParams.from_config(config.wsd, draft_max_tokens=settings.draft_max_tokens)
 
     async def one(item: tuple[int, list[Message]]) -> Sample:
         index, messages = item
         request = WSDRequest(
-            f"offline-{concurrency}-{index}", tuple(messages), settings.max_tokens, WSDParams()
+            f"offline-{concurrency}-{index}", tuple(messages), settings.max_tokens, params
         )
         started = time.monotonic()
         result = await run_offline(orchestrator, request)
@@ -287,41 +324,46 @@ async def _offline(
     return aggregate("offline", concurrency, samples, wall)
 
 
-def bench_peer(config: AppConfig, paths: dict[str, Path], settings: Settings) -> list[ModeResult]:
-    """Plain vLLM OpenAI server of the base model, both cores, raw plain-template prompts."""
-    port = free_port()
-    base = config.base
-    command = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(paths[base.served_model_name]),
-        "--served-model-name", base.served_model_name,
-        "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", base.dtype, "--max-model-len", str(base.max_model_len),
-        "--enforce-eager", "--disable-log-stats",
-    ]  # fmt: skip
-    if base.block_size:
-        command += ["--block-size", str(base.block_size)]
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(int(base.kv_cache_space_gib))}
-    logger.info("starting the peer: %s", " ".join(command))
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    results = []
-    try:
-        _wait_ready(f"http://127.0.0.1:{port}/health", process)
-        url = f"http://127.0.0.1:{port}/v1/completions"
-        prompts = BENCH_PROMPTS[: settings.num_prompts]
+class Peer:
+    """Plain vLLM OpenAI server of the base model (vLLM's own CPU defaults), on loopback."""
+
+    def __init__(self, config: AppConfig, paths: dict[str, Path]) -> None:
+        self.base = config.base
+        self.port = free_port()
+        command = [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(paths[self.base.served_model_name]),
+            "--served-model-name", self.base.served_model_name,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--dtype", self.base.dtype, "--max-model-len", str(self.base.max_model_len),
+            "--enforce-eager", "--disable-log-stats",
+        ]  # fmt: skip
+        if self.base.block_size:
+            command += ["--block-size", str(self.base.block_size)]
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(int(self.base.kv_cache_space_gib))}
+        logger.info("starting the peer: %s", " ".join(command))
+        self.process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def bench(self, settings: Settings) -> list[ModeResult]:
+        """Every concurrency level against the peer (waits until it is ready)."""
+        _wait_ready(f"http://127.0.0.1:{self.port}/health", self.process)
+        url = f"http://127.0.0.1:{self.port}/v1/completions"
+        results = []
         for concurrency in settings.concurrencies:
+            # the same plain-template prompts and stop strings our base mode uses
             bodies = [
                 {
-                    "model": base.served_model_name,
+                    "model": self.base.served_model_name,
                     "prompt": render_plain_text(p),
                     "max_tokens": settings.max_tokens,
                     "temperature": 0,
+                    "stop": list(PLAIN_STOP_STRINGS),
                     "stream": True,
                     "stream_options": {"include_usage": True},
                 }
-                for p in prompts
+                for p in settings.prompts(concurrency)
             ]
 
             async def run(
@@ -335,10 +377,16 @@ def bench_peer(config: AppConfig, paths: dict[str, Path], settings: Settings) ->
 
             results.append(asyncio.run(run()))
             logger.info("%s", asdict(results[-1]))
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-    return results
+        return results
+
+    def stop(self) -> None:
+        """End the peer server."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 900) -> None:
@@ -386,6 +434,9 @@ def ratios(results: list[ModeResult]) -> dict[str, float | None]:
         "handoff_over_base_itl": div(
             get("wsd", c1, "switch_latency_p50_s"), get("base", c1, "itl_p50_s")
         ),
+        "switch_stall_over_base_itl": div(
+            get("wsd", c1, "switch_stall_p50_s"), get("base", c1, "itl_p50_s")
+        ),
         f"wsd_tok_s_over_peer_tok_s_at_c{cmax}": div(
             get("wsd", cmax, "output_tok_s"), get("peer", cmax, "output_tok_s")
         ),
@@ -402,20 +453,21 @@ def write_report(results: list[ModeResult], settings: Settings, out_dir: Path = 
     payload = {"date": stamp, "machine": machine, "settings": asdict(settings),
                "results": [asdict(r) for r in results], "ratios": summary}  # fmt: skip
     (out_dir / "bench.json").write_text(json.dumps(payload, indent=2))
+    draft = settings.draft_max_tokens or "config default"
     lines = [
-        f"Date {stamp}; machine: {machine}; prompts {settings.num_prompts}; "
-        f"max_tokens {settings.max_tokens}; greedy.",
+        f"Date {stamp}; machine: {machine}; max_tokens {settings.max_tokens}; greedy; "
+        f"draft_max_tokens {draft}. Times in seconds.",
         "",
-        "| mode | conc | ttft p50 | ttft p90 | itl p50 | e2e p50 | e2e p90 | out tok/s | req/s "
-        "| accept | wasted | handoff p50 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| mode | conc | requests | ttft p50 | ttft p90 | itl p50 | e2e p50 | e2e p90 "
+        "| out tok/s | req/s | accept | wasted | handoff p50 | switch stall p50 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r.mode} | {r.concurrency} | {r.ttft_p50_s} | {r.ttft_p90_s} | {r.itl_p50_s} | "
-            f"{r.e2e_p50_s} | {r.e2e_p90_s} | {r.output_tok_s} | {r.req_s} | "
-            f"{r.mean_accept_index or ''} | {r.mean_pilot_wasted or ''} | "
-            f"{r.switch_latency_p50_s or ''} |"
+            f"| {r.mode} | {r.concurrency} | {r.requests} | {r.ttft_p50_s} | {r.ttft_p90_s} | "
+            f"{r.itl_p50_s} | {r.e2e_p50_s} | {r.e2e_p90_s} | {r.output_tok_s} | {r.req_s} | "
+            f"{_blank(r.mean_accept_index)} | {_blank(r.mean_pilot_wasted)} | "
+            f"{_blank(r.switch_latency_p50_s)} | {_blank(r.switch_stall_p50_s)} |"
         )
     lines += ["", "| ratio | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in summary.items()]
@@ -423,6 +475,10 @@ def write_report(results: list[ModeResult], settings: Settings, out_dir: Path = 
     markdown.write_text("\n".join(lines) + "\n")
     _plot(results, out_dir / "bench.png")
     return markdown
+
+
+def _blank(value: float | None) -> str:
+    return "" if value is None else str(value)
 
 
 def _plot(results: list[ModeResult], path: Path) -> None:
@@ -449,12 +505,22 @@ def _plot(results: list[ModeResult], path: Path) -> None:
 
 
 def run_bench(settings: Settings) -> Path:
-    """Everything `wsd bench` does."""
+    """Everything `wsd bench` does.
+
+    The peer server starts at once and loads while our engines do; it then idles (vLLM's
+    worker sleeps when it has nothing to do) until our modes are measured and our engines
+    are shut down, and is measured alone.
+    """
     config = load_config(settings.config_path)
     paths = prepare_config(config)
-    results = bench_server(config, paths, settings)
-    if settings.peer:
-        results += bench_peer(config, paths, settings)
+    peer = Peer(config, paths) if settings.peer else None
+    try:
+        results = bench_server(config, paths, settings)
+        if peer is not None:
+            results += peer.bench(settings)
+    finally:
+        if peer is not None:
+            peer.stop()
     markdown = write_report(results, settings)
     print(markdown.read_text())
     return markdown

@@ -68,11 +68,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     quick = args.quick
     settings = Settings(
         concurrencies=args.concurrency or ([1, 4] if quick else [1, 4, 16]),
-        num_prompts=args.prompts or (4 if quick else 40),
+        num_prompts=args.prompts or (4 if quick else None),
         max_tokens=args.max_tokens or (32 if quick else 128),
         modes=args.modes.split(","),
         config_path=str(args.config),
         peer=not args.no_peer,
+        draft_max_tokens=args.draft_max_tokens or (128 if quick else None),
     )
     run_bench(settings)
     return 0
@@ -102,8 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmarks/results/)",
     )
     bench.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config file")
-    bench.add_argument("--quick", action="store_true", help="4 prompts, 32 tokens, c=1,4")
-    bench.add_argument("--prompts", type=int, help="number of prompts (default 40)")
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="4 requests per level, 32 tokens, c=1,4, draft_max_tokens 128 (~5 min on 2 cores)",
+    )
+    bench.add_argument(
+        "--prompts", type=int, help="requests per concurrency level (default max(8, 2 x c))"
+    )
+    bench.add_argument(
+        "--draft-max-tokens", type=int, help="the method's draft limit (default: the config's)"
+    )
     bench.add_argument("--max-tokens", type=int, help="max_tokens per request (default 128)")
     bench.add_argument("--concurrency", type=int, action="append", help="repeatable")
     bench.add_argument("--modes", default="wsd,offline,base,pilot", help="comma-separated")

@@ -49,7 +49,7 @@ async def run_offline(orchestrator: WSDOrchestrator, request: WSDRequest) -> Off
     # 2. Score: the base model's probability of every draft token (base tokenization).
     draft_ids = list(base.tokenizer.encode(draft_text, add_special_tokens=False))
     scored_ids = draft_ids[: request.max_tokens]
-    logprobs = await base.score(base_prompt.token_ids, scored_ids, f"{rid}-score")
+    logprobs = (await base.score(base_prompt.token_ids, scored_ids, f"{rid}-score")).logprobs
     accept_index = find_accept_index(logprobs, request.params.window, request.params.threshold)
 
     # 3. Continue: the base model writes the rest after the accepted prefix.

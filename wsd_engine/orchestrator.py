@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from wsd_engine.config import PromptTemplate
-from wsd_engine.engines.protocol import Engine, FinishReason, GenerationDelta, SamplingSettings
+from wsd_engine.engines.protocol import (
+    Engine,
+    FinishReason,
+    GenerationDelta,
+    SamplingSettings,
+    Scores,
+)
 from wsd_engine.request import (
     ContextLengthExceeded,
     ContinuationPlan,
@@ -44,12 +50,20 @@ class _PilotDelta:
 
 @dataclass
 class _Scored:
-    logprobs: list[float]
+    scores: Scores
 
 
 @dataclass
 class _Failed:
     error: BaseException
+
+
+@dataclass
+class _PromptCached:
+    pass
+
+
+_Event = _PilotDelta | _Scored | _Failed | _PromptCached
 
 
 class WSDOrchestrator:
@@ -118,15 +132,18 @@ class _WSDRun:
         self.stops = StopStringFilter((*base_prompt.stop, *request.stop))
         self.phase = Phase.PILOT
         self.info = SwitchInfo()
-        self.events: asyncio.Queue[_PilotDelta | _Scored | _Failed] = asyncio.Queue()
+        self.events: asyncio.Queue[_Event] = asyncio.Queue()
         self.pilot_task: asyncio.Task[None] | None = None
         self.score_task: asyncio.Task[None] | None = None
+        self.prefill_task: asyncio.Task[None] | None = None
+        self.prompt_cached = False
         self.pilot_finish: FinishReason | None = None
         self.base_finish: FinishReason | None = None
         self.num_emitted = 0
         self.sent_draft_text = ""
         self.num_score_calls = 0
         self.scoring_in_flight = False
+        self.greedy_next: list[int] = []  # the base's greedy token after each scored token
         self.pilot_progress: list[tuple[int, int]] = []  # (pilot tokens, draft chars)
         self.started = time.monotonic()
 
@@ -134,6 +151,7 @@ class _WSDRun:
 
     async def execute(self) -> AsyncIterator[TextDelta | WSDOutcome]:
         self.pilot_task = asyncio.create_task(self._read_pilot())
+        self._start_prefill()
         while not (self._switch_is_decided() or self._answer_is_complete()):
             await self._absorb(await self.events.get())
             self._schedule_scoring()
@@ -157,12 +175,16 @@ class _WSDRun:
         async for item in self._close(FinishReason.STOP if self.stops.is_stopped else finish):
             yield item
 
-    async def _absorb(self, event: _PilotDelta | _Scored | _Failed) -> None:
+    async def _absorb(self, event: _Event) -> None:
         if isinstance(event, _Failed):
             raise event.error
+        if isinstance(event, _PromptCached):
+            self.prompt_cached = True
+            return
         if isinstance(event, _Scored):
             self.scoring_in_flight = False
-            self.tracker.extend(event.logprobs)
+            self.tracker.extend(event.scores.logprobs)
+            self.greedy_next.extend(event.scores.greedy_next)
             return
         delta = event.delta
         self.info.num_pilot_tokens += len(delta.token_ids)
@@ -209,7 +231,23 @@ class _WSDRun:
         return plan
 
     async def _continue_with_base(self, num_kept: int, budget: int) -> AsyncIterator[TextDelta]:
+        switch_decided = time.monotonic()
         prompt = [*self.base_prompt.token_ids, *self.draft.stable_ids[:num_kept]]
+        first = self._first_base_token(num_kept)
+        if first is not None:
+            # The scoring pass that decided the switch already computed the base's greedy
+            # token after t_a: stream it now, the engine continues after it.
+            token_id, text = first
+            self.info.switch_latency_s = time.monotonic() - switch_decided
+            self.num_emitted += 1
+            self.base_finish = FinishReason.LENGTH
+            piece = self.stops.push(text)
+            if piece:
+                yield self._text(piece, from_pilot=False)
+            prompt.append(token_id)
+            budget -= 1
+            if budget == 0 or self.stops.is_stopped:
+                return
         settings = SamplingSettings(
             max_tokens=budget,
             temperature=self.request.temperature,
@@ -217,7 +255,6 @@ class _WSDRun:
             seed=self.request.engine_seed("base"),
             stop=self.stops.stop,
         )
-        switch_decided = time.monotonic()
         request_id = f"{self.request.request_id}-base"
         stream = self.base.generate(prompt, settings, request_id)
         try:
@@ -233,6 +270,30 @@ class _WSDRun:
                     return
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
+
+    def _first_base_token(self, num_kept: int) -> tuple[int, str] | None:
+        """The base's first token and its text when greedy decoding already knows it.
+
+        Only for temperature 0 (the scoring pass's top-1 is the greedy choice), for ordinary
+        tokens (an end-of-text or other special token is left to the engine's own stop
+        handling) that decode to complete characters and cannot start a stop string.
+        """
+        if self.request.temperature != 0 or not 0 < num_kept <= len(self.greedy_next):
+            return None
+        token_id = self.greedy_next[num_kept - 1]
+        if token_id in self.base.tokenizer.all_special_ids:
+            return None
+        kept = self.draft.stable_ids[:num_kept]
+        before = self.decoder.decode(kept)
+        after = self.decoder.decode([*kept, token_id])
+        if not after.startswith(before) or after.endswith("\ufffd") or after == before:
+            return None
+        text = after[len(before) :]
+        if self.stops.leaves_pending(text):
+            # vLLM matches a stop string that starts in the prompt and ends in the output,
+            # then drops it from its text: the engine has to see this token as its own output
+            return None
+        return token_id, text
 
     # -- pieces --------------------------------------------------------------------------
 
@@ -344,14 +405,60 @@ class _WSDRun:
         except Exception as exc:
             self.events.put_nowait(_Failed(exc))
 
+    def _start_prefill(self) -> None:
+        """Cache the base prompt's KV blocks before the first scoring pass.
+
+        A scoring pass returns log-probabilities for every position it computes, and on
+        this vocabulary that costs far more than the forward pass itself: without the
+        cache the first pass would pay it for the whole prompt, which nobody needs.
+        """
+        block = self.base.cache_block_size
+        if block is None or len(self.base_prompt.token_ids) <= block:
+            self.prompt_cached = True
+            return
+        self.prefill_task = asyncio.create_task(self._prefill())
+
+    async def _prefill(self) -> None:
+        # all but the last prompt token: the first pass must compute that one (its logits
+        # give the first draft token's probability)
+        prompt = self.base_prompt.token_ids[:-1]
+        settings = SamplingSettings(max_tokens=1)
+        request_id = f"{self.request.request_id}-prefill"
+        try:
+            async for _ in self.base.generate(prompt, settings, request_id):
+                pass
+            self.events.put_nowait(_PromptCached())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.events.put_nowait(_Failed(exc))
+
     def _schedule_scoring(self) -> None:
-        """Score every stable, unscored draft token in one base pass, one pass at a time."""
+        """Score the stable, unscored draft tokens in one base pass, one pass at a time.
+
+        While the base engine has other work, a pass ends on a prefix-cache block boundary
+        (the tokens past it wait for the next pass), so no pass recomputes the log-
+        probabilities of a partial block another pass already scored; an idle engine scores
+        everything at once, for the earliest switch.
+        """
         if self.scoring_in_flight or self.tracker.accept_index is not None:
+            return
+        if not self.prompt_cached:
             return
         start = self.tracker.num_scored
         end = min(len(self.draft.stable_ids), self.request.max_tokens)
         if end <= start:
             return
+        block = self.base.cache_block_size
+        more_to_come = not self.draft.is_final and end < self.request.max_tokens
+        if block and more_to_come and self.base.num_unfinished_requests() > 0:
+            # the cache then ends right before the pass's last token, whose logits the next
+            # pass needs (a cached position has none)
+            prompt_len = len(self.base_prompt.token_ids)
+            aligned = (prompt_len + end - 1) // block * block + 1 - prompt_len
+            if aligned <= start:
+                return
+            end = aligned
         self.num_score_calls += 1
         self.scoring_in_flight = True
         self.score_task = asyncio.create_task(self._score(start, end))
@@ -360,8 +467,8 @@ class _WSDRun:
         prefix = [*self.base_prompt.token_ids, *self.draft.stable_ids[:start]]
         request_id = f"{self.request.request_id}-score-{self.num_score_calls}"
         try:
-            logprobs = await self.base.score(prefix, self.draft.stable_ids[start:end], request_id)
-            self.events.put_nowait(_Scored(logprobs))
+            scores = await self.base.score(prefix, self.draft.stable_ids[start:end], request_id)
+            self.events.put_nowait(_Scored(scores))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -371,6 +478,7 @@ class _WSDRun:
         """Abort drafting and scoring now (the engines drop the requests on cancellation)."""
         self._cancel(self.pilot_task)
         self._cancel(self.score_task)
+        self._cancel(self.prefill_task)
 
     def _cancel(self, task: asyncio.Task[None] | None) -> None:
         if task is not None and not task.done():
@@ -378,7 +486,7 @@ class _WSDRun:
 
     async def cancel_background(self) -> None:
         """Cancel drafting and scoring and wait until the engines have dropped them."""
-        tasks = [t for t in (self.pilot_task, self.score_task) if t is not None]
+        tasks = [t for t in (self.pilot_task, self.score_task, self.prefill_task) if t is not None]
         for task in tasks:
             self._cancel(task)
         for task in tasks:

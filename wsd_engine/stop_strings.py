@@ -37,6 +37,13 @@ class StopStringFilter:
             return self._release(len(self._text))
         return self._release(len(self._text) - self._held_back())
 
+    def leaves_pending(self, text: str) -> bool:
+        """Whether pushing `text` would leave text held back as a possible stop string start."""
+        probe = StopStringFilter(self.stop)
+        probe._text = self._text[-self._max_len :] if self._max_len else ""
+        probe.push(text)
+        return not probe.is_stopped and probe._held_back() > 0
+
     def flush(self) -> str:
         """The answer is complete: release what was held back."""
         return self._release(len(self._text))

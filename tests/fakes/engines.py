@@ -11,6 +11,7 @@ from wsd_engine.engines.protocol import (
     FinishReason,
     GenerationDelta,
     SamplingSettings,
+    Scores,
     TokenLogprob,
 )
 
@@ -26,6 +27,7 @@ class ScriptedEngine:
         probability: Callable[[int], float] = lambda i: 0.5,
         delay_s: float = 0.0,
         max_model_len: int = 2048,
+        cache_block_size: int | None = None,
     ) -> None:
         self.model_name = name
         self.tokenizer = tokenizer
@@ -33,6 +35,7 @@ class ScriptedEngine:
         self.probability = probability
         self.delay_s = delay_s
         self.max_model_len = max_model_len
+        self.cache_block_size = cache_block_size
         self.running: set[str] = set()
         self.generate_calls: list[tuple[list[int], SamplingSettings]] = []
         self.score_calls: list[tuple[int, int]] = []
@@ -43,6 +46,11 @@ class ScriptedEngine:
     ) -> AsyncIterator[GenerationDelta]:
         self.generate_calls.append((list(prompt_token_ids), sampling))
         ids = self.tokenizer.encode(self.text, add_special_tokens=False)
+        # the script continues where the prompt left it (e.g. after its own first token)
+        done = next(
+            (k for k in range(len(ids), 0, -1) if list(prompt_token_ids[-k:]) == ids[:k]), 0
+        )
+        ids = ids[done:]
         limit = min(sampling.max_tokens, len(ids))
         self.running.add(request_id)
         try:
@@ -62,13 +70,17 @@ class ScriptedEngine:
 
     async def score(
         self, prefix_token_ids: Sequence[int], token_ids: Sequence[int], request_id: str
-    ) -> list[float]:
+    ) -> Scores:
         self.running.add(request_id)
         try:
             await asyncio.sleep(self.delay_s)
             start = len(prefix_token_ids) - (self.prompt_len or 0)
             self.score_calls.append((start, start + len(token_ids)))
-            return [_log(self.probability(start + i)) for i in range(len(token_ids))]
+            first = self.tokenizer.encode(self.text, add_special_tokens=False)[:1]
+            return Scores(
+                logprobs=[_log(self.probability(start + i)) for i in range(len(token_ids))],
+                greedy_next=(first or [self.tokenizer.eos_token_id]) * len(token_ids),
+            )
         finally:
             self.running.discard(request_id)
 
@@ -79,7 +91,7 @@ class ScriptedEngine:
         num_top: int,
         request_id: str,
     ) -> list[TokenLogprob]:
-        logprobs = await self.score(prefix_token_ids, token_ids, request_id)
+        logprobs = (await self.score(prefix_token_ids, token_ids, request_id)).logprobs
         return [TokenLogprob(t, lp, {t: lp}) for t, lp in zip(token_ids, logprobs, strict=True)]
 
     async def abort(self, request_id: str) -> None:

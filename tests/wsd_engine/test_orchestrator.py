@@ -28,12 +28,13 @@ def make(
     return WSDOrchestrator(pilot, base), pilot, base
 
 
-def request(max_tokens=64, stop=(), **params):
+def request(max_tokens=64, stop=(), temperature=0.0, **params):
     return WSDRequest(
         request_id="req",
         messages=(Message(MessageRole.USER, "Tell me about Paris."),),
         max_tokens=max_tokens,
         params=WSDParams(**params),
+        temperature=temperature,
         stop=stop,
     )
 
@@ -65,15 +66,44 @@ async def test_switch_at_first_passing_window(pilot_tokenizer, base_tokenizer):
     assert outcome.switch.accept_index == 6 and outcome.switch.reason is SwitchReason.THRESHOLD
     expected_prefix = base_tokenizer.decode(ids[:7])
     assert outcome.text == expected_prefix + " More from the base model."
+    # greedy: the switch's scoring pass already gave the first base token, streamed at once;
+    # the engine continues after t_0..t_a and that token
+    first = base_ids(base_tokenizer, " More from the base model.")[0]
     prompt, settings = base.generate_calls[-1]
-    assert prompt[-7:] == ids[:7]
-    assert settings.max_tokens == 64 - 7
+    assert prompt[-8:] == [*ids[:7], first]
+    assert settings.max_tokens == 64 - 8
     assert pieces[0].from_pilot and not pieces[-1].from_pilot
     assert outcome.switch.num_accepted_chars == len(expected_prefix)
     assert outcome.num_completion_tokens == 7 + len(
         base_ids(base_tokenizer, " More from the base model.")
     )
     assert outcome.switch.switch_latency_s is not None
+
+
+async def test_sampling_leaves_the_first_base_token_to_the_engine(pilot_tokenizer, base_tokenizer):
+    orch, _pilot, base = make(
+        pilot_tokenizer, base_tokenizer, probability=lambda i: 0.9 if i >= 4 else 0.1
+    )
+    _, outcome = await run(orch, request(window=3, threshold=0.8, temperature=0.7))
+    ids = base_ids(base_tokenizer, DRAFT)
+    prompt, settings = base.generate_calls[-1]
+    assert prompt[-7:] == ids[:7] and settings.max_tokens == 64 - 7
+    assert outcome.text == base_tokenizer.decode(ids[:7]) + " More from the base model."
+
+
+async def test_greedy_end_of_text_from_scoring_goes_through_the_engine(
+    pilot_tokenizer, base_tokenizer
+):
+    # the base's greedy choice after the switch is end-of-text: nothing is emitted early
+    orch, _pilot, base = make(
+        pilot_tokenizer, base_tokenizer, probability=lambda i: 0.9 if i >= 4 else 0.1,
+        continuation="",
+    )  # fmt: skip
+    _, outcome = await run(orch, request(window=3, threshold=0.8))
+    ids = base_ids(base_tokenizer, DRAFT)
+    assert base.generate_calls[-1][0][-7:] == ids[:7]
+    assert outcome.text == base_tokenizer.decode(ids[:7])
+    assert outcome.finish_reason is FinishReason.STOP
 
 
 async def test_no_pass_keeps_whole_draft_then_continues(pilot_tokenizer, base_tokenizer):
@@ -193,3 +223,52 @@ async def test_early_head_respects_max_tokens(pilot_tokenizer, base_tokenizer):
     _, outcome = await run(orch, request(max_tokens=2))
     ids = base_ids(base_tokenizer, "Supercalifragilistic words follow")
     assert outcome.text == base_tokenizer.decode(ids[:2])
+
+
+async def test_busy_base_scores_up_to_cache_block_boundaries(pilot_tokenizer, base_tokenizer):
+    # a long draft the base never accepts: every token is scored, pass after pass
+    draft = " ".join(["Paris has many old streets, bridges and small squares."] * 4)
+    orch, _pilot, base = make(
+        pilot_tokenizer, base_tokenizer, draft=draft, probability=lambda i: 0.1, delay_s=0.002
+    )
+    base.cache_block_size = 8
+    base.running.add("another user's request")  # the base engine is busy
+    req = request(max_tokens=128)
+    prompt = orch.render(req)[1].token_ids
+    _, outcome = await run(orch, req)
+    # the prompt was cached first, all but its last token (the first pass computes that one)
+    assert base.generate_calls[0][0] == prompt[:-1]
+    assert base.generate_calls[0][1].max_tokens == 1
+    calls = base.score_calls
+    assert len(calls) >= 3
+    assert [start for start, _ in calls] == [0, *[end for _, end in calls[:-1]]]
+    # every pass but the last (the finished draft) leaves the cache one token short of its end
+    for _, end in calls[:-1]:
+        assert (len(prompt) + end - 1) % 8 == 0
+    assert calls[-1][1] == outcome.switch.num_draft_tokens
+
+
+async def test_idle_base_scores_every_stable_token_at_once(pilot_tokenizer, base_tokenizer):
+    draft = " ".join(["Paris has many old streets, bridges and small squares."] * 4)
+    orch, _pilot, base = make(
+        pilot_tokenizer, base_tokenizer, draft=draft, probability=lambda i: 0.1, delay_s=0.002
+    )
+    base.cache_block_size = 8
+    req = request(max_tokens=128)
+    prompt = orch.render(req)[1].token_ids
+    await run(orch, req)
+    ends = [end for _, end in base.score_calls]
+    assert any((len(prompt) + end - 1) % 8 for end in ends[:-1])
+
+
+async def test_first_base_token_that_may_start_a_stop_string_goes_through_the_engine(
+    pilot_tokenizer, base_tokenizer
+):
+    orch, _pilot, base = make(
+        pilot_tokenizer, base_tokenizer, probability=lambda i: 0.9 if i >= 4 else 0.1,
+        continuation="\n\n[User] Next question",
+    )  # fmt: skip
+    _, outcome = await run(orch, request(window=3, threshold=0.8))
+    ids = base_ids(base_tokenizer, DRAFT)
+    assert base.generate_calls[-1][0][-7:] == ids[:7]
+    assert outcome.text == base_tokenizer.decode(ids[:7])

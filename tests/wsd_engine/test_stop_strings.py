@@ -53,3 +53,14 @@ def test_nothing_after_stop():
     f = StopStringFilter(["x"])
     f.push("ax")
     assert f.push("more") == "" and f.flush() == ""
+
+
+def test_leaves_pending_tells_whether_text_could_start_a_stop_string():
+    stops = StopStringFilter(["\n\n[User]"])
+    stops.push("Paris.")
+    assert stops.leaves_pending("\n\n")
+    assert not stops.leaves_pending(" It is")
+    assert not stops.leaves_pending("\n\n[User]")  # a whole stop string is not pending
+    stops.push("\n")
+    assert stops.leaves_pending("\n[")  # continues what is already held back
+    assert stops.text == "Paris.\n"  # probing changes nothing

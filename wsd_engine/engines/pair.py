@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,14 +30,21 @@ class EnginePair:
 
     @classmethod
     def start(cls, config: AppConfig, model_paths: dict[str, Path]) -> EnginePair:
-        """Start both engines one after the other (each reads its own CPU binding at spawn)."""
-        pilot = start_engine(config.pilot, model_paths[config.pilot.served_model_name])
-        try:
-            base = start_engine(config.base, model_paths[config.base.served_model_name])
-        except BaseException:
-            pilot.shutdown()
-            raise
-        return cls(pilot=pilot, base=base)
+        """Start both engines at once (their model loading overlaps; each has its own cores)."""
+        models = (config.pilot, config.base)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="wsd-engine-start") as pool:
+            futures = [
+                pool.submit(start_engine, model, model_paths[model.served_model_name])
+                for model in models
+            ]
+            wait(futures)
+        started = [f.result() for f in futures if f.exception() is None]
+        failed = [f.exception() for f in futures if f.exception() is not None]
+        if failed:
+            for engine in started:
+                engine.shutdown()
+            raise failed[0]  # type: ignore[misc]
+        return cls(pilot=started[0], base=started[1])
 
     async def warm_up(self) -> None:
         """Warm both engines up at once."""

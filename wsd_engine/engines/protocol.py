@@ -52,6 +52,14 @@ class TokenLogprob:
 
 
 @dataclass
+class Scores:
+    """What one scoring pass says about the tokens it scored."""
+
+    logprobs: list[float]  # log-probability of each scored token
+    greedy_next: list[int]  # the model's most likely token right after each scored token
+
+
+@dataclass
 class GenerationDelta:
     """New output of a streaming generation since the previous delta."""
 
@@ -85,6 +93,15 @@ class Engine(Protocol):
         """The model's Hugging Face tokenizer."""
         ...
 
+    @property
+    def cache_block_size(self) -> int | None:
+        """Tokens per prefix-cache block, or None when the engine does not cache prefixes.
+
+        Only whole blocks are cached: a request whose tokens end mid-block leaves the next
+        request with the same prefix to recompute that partial block.
+        """
+        ...
+
     def generate(
         self, prompt_token_ids: Sequence[int], sampling: SamplingSettings, request_id: str
     ) -> AsyncIterator[GenerationDelta]:
@@ -93,8 +110,9 @@ class Engine(Protocol):
 
     async def score(
         self, prefix_token_ids: Sequence[int], token_ids: Sequence[int], request_id: str
-    ) -> list[float]:
-        """Log-probability of each of `token_ids` given the prefix and the tokens before it."""
+    ) -> Scores:
+        """Log-probability of each of `token_ids` given the prefix and the tokens before it,
+        and the model's most likely token after each of them (one forward pass)."""
         ...
 
     async def score_with_top(

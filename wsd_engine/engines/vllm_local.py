@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
 from vllm import SamplingParams, TokensPrompt
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.exceptions import VLLMClientError
@@ -25,6 +27,7 @@ from wsd_engine.engines.protocol import (
     FinishReason,
     GenerationDelta,
     SamplingSettings,
+    Scores,
     TokenLogprob,
 )
 
@@ -34,24 +37,58 @@ _GIB = 1 << 30
 _FINISH_REASONS = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
 
 
+_SPAWN_LOCK = threading.Lock()
+
+
 @contextmanager
 def _engine_env(model: ModelConfig) -> Iterator[None]:
-    """Environment the engine core process reads when it is spawned (CPU thread binding)."""
+    """Environment the engine core process reads when it is spawned (CPU thread binding).
+
+    The variables are process-wide, so engines started from several threads take turns: each
+    holds the lock from setting its variables until its engine core process exists, then the
+    next one may start while the first is still loading.
+    """
     overrides: dict[str, str] = {}
     if model.cpu_threads_bind is not None:
         overrides["VLLM_CPU_OMP_THREADS_BIND"] = model.cpu_threads_bind
     if model.cpu_reserved_cores is not None:
         overrides["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(model.cpu_reserved_cores)
+    _SPAWN_LOCK.acquire()
+    known = {child.pid for child in psutil.Process().children()}
     saved = {key: os.environ.get(key) for key in overrides}
     os.environ.update(overrides)
-    try:
-        yield
-    finally:
+    done = threading.Event()
+
+    def release_when_spawned() -> None:
+        while not done.is_set() and not _spawned_since(known):
+            done.wait(0.1)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        _SPAWN_LOCK.release()
+
+    watcher = threading.Thread(target=release_when_spawned, name="wsd-spawn-env", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
+def _spawned_since(known: set[int]) -> bool:
+    """Whether a multiprocessing child (not the resource tracker) appeared since `known`."""
+    for child in psutil.Process().children():
+        if child.pid in known:
+            continue
+        try:
+            if any("spawn_main" in part for part in child.cmdline()):
+                return True
+        except psutil.Error:
+            continue
+    return False
 
 
 def _is_cpu_platform() -> bool:
@@ -136,6 +173,12 @@ class VLLMEngine:
         return int(self._llm.model_config.max_model_len)
 
     @property
+    def cache_block_size(self) -> int | None:
+        """Tokens per prefix-cache block, or None when prefix caching is off."""
+        cache = self._llm.vllm_config.cache_config
+        return int(cache.block_size) if cache.enable_prefix_caching else None
+
+    @property
     def tokenizer(self) -> Any:
         """The model's Hugging Face tokenizer."""
         return self._tokenizer
@@ -161,8 +204,8 @@ class VLLMEngine:
 
     async def score(
         self, prefix_token_ids: Sequence[int], token_ids: Sequence[int], request_id: str
-    ) -> list[float]:
-        """Log-probabilities of `token_ids` after the prefix.
+    ) -> Scores:
+        """Log-probabilities of `token_ids` after the prefix, and the greedy next tokens.
 
         With prefix caching on, the pass reads the cache and computes only the uncached tail
         (vLLM then returns no logprobs for cached positions, which we do not need); when the
@@ -171,17 +214,17 @@ class VLLMEngine:
         if not prefix_token_ids:
             raise EngineRequestInvalid("scoring needs a non-empty prefix (e.g. the BOS token)")
         if not token_ids:
-            return []
+            return Scores(logprobs=[], greedy_next=[])
         all_ids = [*prefix_token_ids, *token_ids]
         start = len(prefix_token_ids)
         if self._config.enable_prefix_caching:
-            output = await self._prompt_logprobs(all_ids, request_id, read_cache=True)
+            output = await self._prompt_logprobs(all_ids, request_id, read_cache=True, num_top=1)
             # Token i's logprob comes from position i-1's hidden state: it must be computed.
             if (output.num_cached_tokens or 0) < start:
-                return _logprobs_at(output, token_ids, start)
+                return _scores(output, token_ids, start)
             request_id = f"{request_id}-uncached"
-        output = await self._prompt_logprobs(all_ids, request_id, read_cache=False)
-        return _logprobs_at(output, token_ids, start)
+        output = await self._prompt_logprobs(all_ids, request_id, read_cache=False, num_top=1)
+        return _scores(output, token_ids, start)
 
     async def score_with_top(
         self,
@@ -257,9 +300,20 @@ class VLLMEngine:
             pass
 
 
-def _logprobs_at(output: Any, token_ids: Sequence[int], start: int) -> list[float]:
-    logprobs = output.prompt_logprobs
-    return [logprobs[start + i][token].logprob for i, token in enumerate(token_ids)]
+def _scores(output: Any, token_ids: Sequence[int], start: int) -> Scores:
+    """Scores from a prompt-logprobs pass with the top-1 token at every position.
+
+    The greedy token after the last scored token is the pass's one output token (sampled
+    at temperature 0); after the others it is the rank-1 entry of the next position.
+    """
+    rows = output.prompt_logprobs
+    logprobs = [rows[start + i][token].logprob for i, token in enumerate(token_ids)]
+    greedy_next = [
+        min(rows[start + i].items(), key=lambda item: item[1].rank)[0]
+        for i in range(1, len(token_ids))
+    ]
+    greedy_next.append(output.outputs[0].token_ids[0])
+    return Scores(logprobs=logprobs, greedy_next=greedy_next)
 
 
 def _token_logprobs(token_ids: Sequence[int], logprobs: Any) -> list[TokenLogprob] | None:

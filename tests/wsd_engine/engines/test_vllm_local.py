@@ -68,28 +68,39 @@ async def test_scoring_matches_generation_logprobs(engine_pair, engine_loop, rol
         collect(engine, prompt.token_ids, settings, f"gen-{role}")
     )
     assert len(tokens) == 24
-    scored = await engine_loop.call(engine.score(prompt.token_ids, tokens, f"score-{role}"))
+    scores = await engine_loop.call(engine.score(prompt.token_ids, tokens, f"score-{role}"))
+    scored = scores.logprobs
     assert len(scored) == len(tokens)
     for position, (a, b) in enumerate(zip(scored, generated_logprobs, strict=True)):
         assert abs(a - b) <= 1e-2, f"token {position}: scored {a}, generated {b}"
+    # the generation was greedy: the pass's top-1 after each token is the next generated one
+    assert scores.greedy_next[:-1] == tokens[1:]
     # scoring a different continuation gives different numbers (the check is not vacuous)
     other = await engine_loop.call(
         engine.score(prompt.token_ids, list(reversed(tokens)), f"score-rev-{role}")
     )
     # reading the prefix cache (now warm for this sequence) gives the same numbers
     again = await engine_loop.call(engine.score(prompt.token_ids, tokens, f"score-again-{role}"))
-    assert max(abs(a - b) for a, b in zip(again, scored, strict=True)) <= 1e-2
+    assert max(abs(a - b) for a, b in zip(again.logprobs, scored, strict=True)) <= 1e-2
+    assert again.greedy_next == scores.greedy_next
     # scoring only a tail after a cached prefix agrees with scoring it all at once
     half = len(tokens) // 2
     tail = await engine_loop.call(
         engine.score([*prompt.token_ids, *tokens[:half]], tokens[half:], f"score-tail-{role}")
     )
-    assert max(abs(a - b) for a, b in zip(tail, scored[half:], strict=True)) <= 1e-2
-    assert other != scored
+    assert max(abs(a - b) for a, b in zip(tail.logprobs, scored[half:], strict=True)) <= 1e-2
+    assert tail.greedy_next == scores.greedy_next[half:]
+    # the greedy token after the last scored one is what generation writes next
+    longer, *_ = await engine_loop.call(
+        collect(engine, prompt.token_ids, SamplingSettings(max_tokens=25, ignore_eos=True), "g25")
+    )
+    assert scores.greedy_next[-1] == longer[24]
+    assert other.logprobs != scored
 
 
 async def test_scoring_an_empty_continuation_returns_nothing(engine_pair, engine_loop):
-    assert await engine_loop.call(engine_pair.base.score([2, 108], [], "score-empty")) == []
+    empty = await engine_loop.call(engine_pair.base.score([2, 108], [], "score-empty"))
+    assert empty.logprobs == [] and empty.greedy_next == []
 
 
 async def _wait_idle(pair, timeout_s=5.0):

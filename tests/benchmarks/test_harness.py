@@ -1,0 +1,69 @@
+"""The benchmark's arithmetic: percentiles, the switch stall, the target ratios."""
+
+from __future__ import annotations
+
+from benchmarks.harness import ModeResult, Sample, Settings, aggregate, ratios, switch_stall
+from benchmarks.prompts import BENCH_PROMPTS
+
+
+def test_shipped_prompt_set_is_large_and_varied():
+    assert len(BENCH_PROMPTS) >= 40
+    firsts = {messages[-1].content for messages in BENCH_PROMPTS}
+    assert len(firsts) == len(BENCH_PROMPTS)
+
+
+def test_requests_per_level_default_and_override():
+    settings = Settings([1, 16], None, 128, ["wsd"], "c.yaml", peer=False)
+    assert len(settings.prompts(1)) == 8 and len(settings.prompts(16)) == 32
+    assert settings.prompts(1) == settings.prompts(16)[:8]
+    assert len(Settings([1], 4, 32, ["wsd"], "c.yaml", peer=False).prompts(16)) == 4
+
+
+def test_switch_stall_is_the_longer_gap_around_the_first_base_chunk():
+    # chunks at t=0,1,2 hold 10 pilot chars; base text starts at t=2.5, then t=4.0
+    arrivals = [(0.0, 4), (1.0, 8), (2.0, 10), (2.5, 14), (4.0, 20), (4.1, 25)]
+    assert switch_stall(arrivals, prefix_chars=10) == 1.5
+    assert switch_stall(arrivals, prefix_chars=14) == 1.5  # first base chunk at t=4.0
+    assert switch_stall(arrivals, prefix_chars=25) is None  # the answer never switched
+    assert switch_stall(arrivals, prefix_chars=None) is None
+    assert switch_stall(arrivals, prefix_chars=0) is None  # all base: no switch to see
+
+
+def test_aggregate_medians_and_rates():
+    samples = [
+        Sample(ttft_s=0.1 * i, e2e_s=float(i), output_tokens=10, gaps_s=[0.2, 0.4])
+        for i in range(1, 6)
+    ]
+    result = aggregate("base", 4, samples, wall_s=10.0)
+    assert result.ttft_p50_s == 0.3 and result.e2e_p50_s == 3.0
+    assert result.itl_p50_s == 0.3
+    assert result.output_tok_s == 5.0 and result.req_s == 0.5
+
+
+def _result(mode, c, **values):
+    base = dict(
+        requests=4, wall_s=10.0, ttft_p50_s=None, ttft_p90_s=None, itl_p50_s=None,
+        e2e_p50_s=1.0, e2e_p90_s=1.0, output_tok_s=1.0, req_s=1.0,
+    )  # fmt: skip
+    base.update(values)
+    return ModeResult(mode=mode, concurrency=c, **base)
+
+
+def test_ratios_compare_modes_of_the_same_run():
+    results = [
+        _result("wsd", 1, e2e_p50_s=3.0, ttft_p50_s=0.3, switch_latency_p50_s=0.1,
+                switch_stall_p50_s=0.3, main_process_cpu_s=0.5),
+        _result("offline", 1, e2e_p50_s=12.0),
+        _result("pilot", 1, ttft_p50_s=0.25),
+        _result("base", 1, ttft_p50_s=1.0, itl_p50_s=0.2),
+        _result("wsd", 16, output_tok_s=40.0),
+        _result("peer", 16, output_tok_s=50.0),
+    ]  # fmt: skip
+    got = ratios(results)
+    assert got["wsd_e2e_over_offline_e2e"] == 0.25
+    assert got["wsd_ttft_over_pilot_ttft"] == 1.2
+    assert got["wsd_ttft_over_base_ttft"] == 0.3
+    assert got["handoff_over_base_itl"] == 0.5
+    assert got["switch_stall_over_base_itl"] == 1.5
+    assert got["wsd_tok_s_over_peer_tok_s_at_c16"] == 0.8
+    assert got["orchestration_cpu_share_c1"] == 0.05
