@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -229,7 +230,12 @@ def _chat_body(model: str, messages: list[Message], settings: Settings) -> dict[
     return body
 
 
-def bench_server(config: AppConfig, paths: dict[str, Path], settings: Settings) -> list[ModeResult]:
+def bench_server(
+    config: AppConfig,
+    paths: dict[str, Path],
+    settings: Settings,
+    before_measuring: Callable[[], None] = lambda: None,
+) -> list[ModeResult]:
     """wsd, base, pilot through the HTTP server; offline on the same engines."""
     import uvicorn
 
@@ -243,6 +249,7 @@ def bench_server(config: AppConfig, paths: dict[str, Path], settings: Settings) 
     results: list[ModeResult] = []
     try:
         server_task = loop.run(start_server(server))
+        before_measuring()
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         model_ids = {
             "wsd": config.wsd.served_model_name,
@@ -346,20 +353,25 @@ class Peer:
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
 
-    def bench(self, settings: Settings) -> list[ModeResult]:
-        """Every concurrency level against the peer (waits until it is ready)."""
+    def wait_ready(self) -> None:
+        """Block until the peer answers its health check (it loads while our engines do)."""
         _wait_ready(f"http://127.0.0.1:{self.port}/health", self.process)
+
+    def bench(self, settings: Settings) -> list[ModeResult]:
+        """Every concurrency level against the peer."""
+        self.wait_ready()
         url = f"http://127.0.0.1:{self.port}/v1/completions"
         results = []
         for concurrency in settings.concurrencies:
-            # the same plain-template prompts and stop strings our base mode uses
+            # the plain-template prompts our base mode uses, and its stop strings (vLLM's
+            # server takes at most 4; these three are inside every one of ours)
             bodies = [
                 {
                     "model": self.base.served_model_name,
                     "prompt": render_plain_text(p),
                     "max_tokens": settings.max_tokens,
                     "temperature": 0,
-                    "stop": list(PLAIN_STOP_STRINGS),
+                    "stop": [s for s in PLAIN_STOP_STRINGS if s.startswith("[")],
                     "stream": True,
                     "stream_options": {"include_usage": True},
                 }
@@ -387,6 +399,10 @@ class Peer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def _nothing() -> None:
+    return None
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 900) -> None:
@@ -507,20 +523,23 @@ def _plot(results: list[ModeResult], path: Path) -> None:
 def run_bench(settings: Settings) -> Path:
     """Everything `wsd bench` does.
 
-    The peer server starts at once and loads while our engines do; it then idles (vLLM's
-    worker sleeps when it has nothing to do) until our modes are measured and our engines
-    are shut down, and is measured alone.
+    The peer server starts at once and loads while our engines do; measuring waits until
+    it is ready. It then idles (vLLM's worker sleeps when it has nothing to do) until our
+    modes are measured and our engines are shut down, and is measured alone.
     """
     config = load_config(settings.config_path)
     paths = prepare_config(config)
     peer = Peer(config, paths) if settings.peer else None
+    results: list[ModeResult] = []
     try:
-        results = bench_server(config, paths, settings)
+        # nothing is measured while the peer is still loading
+        results += bench_server(config, paths, settings, peer.wait_ready if peer else _nothing)
         if peer is not None:
             results += peer.bench(settings)
     finally:
         if peer is not None:
             peer.stop()
-    markdown = write_report(results, settings)
-    print(markdown.read_text())
+        if results:  # what was measured is kept even when a later mode failed
+            markdown = write_report(results, settings)
+            print(markdown.read_text())
     return markdown

@@ -293,11 +293,15 @@ class VLLMEngine:
         del self._llm
 
     async def warm_up(self) -> None:
-        """Run one short request so the first user request does not pay for lazy set-up."""
+        """Run a short generation and a scoring pass so the first user request does not pay
+        for lazy set-up (the first prompt-logprobs pass costs about 2 s more than later ones).
+        """
         settings = SamplingSettings(max_tokens=4, ignore_eos=True)
-        prompt = self._tokenizer.encode("Hello", add_special_tokens=False) or [0]
+        prompt = self._tokenizer.encode("Hello, how are you today?", add_special_tokens=False)
+        prompt = prompt or [0]
         async for _ in self.generate(prompt, settings, f"warm-up-{self.model_name}"):
             pass
+        await self.score(prompt[:1], prompt[1:], f"warm-up-score-{self.model_name}")
 
 
 def _scores(output: Any, token_ids: Sequence[int], start: int) -> Scores:
