@@ -203,16 +203,19 @@ class Settings:
     """What one bench invocation runs."""
 
     concurrencies: list[int]
-    num_prompts: int | None  # requests per concurrency level; None: max(8, 2 x concurrency)
+    num_prompts: int | None  # requests per level; None: max(min_requests, 2 x concurrency)
     max_tokens: int
     modes: list[str]
     config_path: str
     peer: bool
     draft_max_tokens: int | None = None  # None: the config's
+    min_requests: int = 8
+    waves: int = 2  # requests per level are at least `waves` x concurrency
+    label: str = "bench"  # results go to benchmarks/results/<label>.{md,json,png}
 
     def prompts(self, concurrency: int) -> list[list[Message]]:
         """The prompts one concurrency level sends (the same for every mode)."""
-        count = self.num_prompts or max(8, 2 * concurrency)
+        count = self.num_prompts or max(self.min_requests, self.waves * concurrency)
         return [BENCH_PROMPTS[i % len(BENCH_PROMPTS)] for i in range(count)]
 
 
@@ -468,7 +471,7 @@ def write_report(results: list[ModeResult], settings: Settings, out_dir: Path = 
     summary = ratios(results)
     payload = {"date": stamp, "machine": machine, "settings": asdict(settings),
                "results": [asdict(r) for r in results], "ratios": summary}  # fmt: skip
-    (out_dir / "bench.json").write_text(json.dumps(payload, indent=2))
+    (out_dir / f"{settings.label}.json").write_text(json.dumps(payload, indent=2))
     draft = settings.draft_max_tokens or "config default"
     lines = [
         f"Date {stamp}; machine: {machine}; max_tokens {settings.max_tokens}; greedy; "
@@ -487,9 +490,9 @@ def write_report(results: list[ModeResult], settings: Settings, out_dir: Path = 
         )
     lines += ["", "| ratio | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in summary.items()]
-    markdown = out_dir / "bench.md"
+    markdown = out_dir / f"{settings.label}.md"
     markdown.write_text("\n".join(lines) + "\n")
-    _plot(results, out_dir / "bench.png")
+    _plot(results, out_dir / f"{settings.label}.png")
     return markdown
 
 

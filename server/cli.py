@@ -68,12 +68,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     quick = args.quick
     settings = Settings(
         concurrencies=args.concurrency or ([1, 4] if quick else [1, 4, 16]),
-        num_prompts=args.prompts or (4 if quick else None),
+        num_prompts=args.prompts,
         max_tokens=args.max_tokens or (32 if quick else 128),
         modes=args.modes.split(","),
         config_path=str(args.config),
         peer=not args.no_peer,
         draft_max_tokens=args.draft_max_tokens or (128 if quick else None),
+        min_requests=3 if quick else 8,
+        waves=1 if quick else 2,
+        label="bench-quick" if quick else "bench",
     )
     run_bench(settings)
     return 0
@@ -106,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--quick",
         action="store_true",
-        help="4 requests per level, 32 tokens, c=1,4, draft_max_tokens 128 (~5 min on 2 cores)",
+        help="3 and 4 requests at c=1 and 4, 32 tokens, draft_max_tokens 128 (under 5 min here)",
     )
     bench.add_argument(
         "--prompts", type=int, help="requests per concurrency level (default max(8, 2 x c))"
