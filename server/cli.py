@@ -73,7 +73,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         modes=args.modes.split(","),
         config_path=str(args.config),
         peer=not args.no_peer,
-        draft_max_tokens=args.draft_max_tokens or (128 if quick else None),
+        draft_max_tokens=args.draft_max_tokens or (64 if quick else None),
         min_requests=3 if quick else 8,
         waves=1 if quick else 2,
         label="bench-quick" if quick else "bench",
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--quick",
         action="store_true",
-        help="3 and 4 requests at c=1 and 4, 32 tokens, draft_max_tokens 128 (under 5 min here)",
+        help="3 and 4 requests at c=1 and 4, 32 tokens, draft_max_tokens 64 (under 5 min here)",
     )
     bench.add_argument(
         "--prompts", type=int, help="requests per concurrency level (default max(8, 2 x c))"
