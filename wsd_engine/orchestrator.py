@@ -10,14 +10,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import StrEnum
 
+from wsd_engine.checking import DraftChecker, EngineFailed, PromptCached, Scored
 from wsd_engine.config import PromptTemplate
-from wsd_engine.engines.protocol import (
-    Engine,
-    FinishReason,
-    GenerationDelta,
-    SamplingSettings,
-    Scores,
-)
+from wsd_engine.engines.protocol import Engine, FinishReason, GenerationDelta, SamplingSettings
 from wsd_engine.request import (
     ContextLengthExceeded,
     ContinuationPlan,
@@ -28,7 +23,6 @@ from wsd_engine.request import (
     plan_continuation,
 )
 from wsd_engine.stop_strings import StopStringFilter
-from wsd_engine.switch_rule import SwitchTracker
 from wsd_engine.templates import RenderedPrompt, render_prompt
 from wsd_engine.tokenization import DraftTokenizer, IncrementalDecoder, StabilityViolation
 
@@ -48,22 +42,7 @@ class _PilotDelta:
     delta: GenerationDelta
 
 
-@dataclass
-class _Scored:
-    scores: Scores
-
-
-@dataclass
-class _Failed:
-    error: BaseException
-
-
-@dataclass
-class _PromptCached:
-    pass
-
-
-_Event = _PilotDelta | _Scored | _Failed | _PromptCached
+_Event = _PilotDelta | Scored | PromptCached | EngineFailed
 
 
 class WSDOrchestrator:
@@ -127,23 +106,21 @@ class _WSDRun:
         self.base_prompt = base_prompt
         params = request.params
         self.draft = DraftTokenizer(self.base.tokenizer)
-        self.tracker = SwitchTracker(params.window, params.threshold)
         self.decoder = IncrementalDecoder(self.base.tokenizer)
         self.stops = StopStringFilter((*base_prompt.stop, *request.stop))
         self.phase = Phase.PILOT
         self.info = SwitchInfo()
         self.events: asyncio.Queue[_Event] = asyncio.Queue()
+        self.checker = DraftChecker(
+            self.base, base_prompt.token_ids, request.request_id, params, request.max_tokens,
+            post=self.events.put_nowait,
+        )  # fmt: skip
+        self.tracker = self.checker.tracker
         self.pilot_task: asyncio.Task[None] | None = None
-        self.score_task: asyncio.Task[None] | None = None
-        self.prefill_task: asyncio.Task[None] | None = None
-        self.prompt_cached = False
         self.pilot_finish: FinishReason | None = None
         self.base_finish: FinishReason | None = None
         self.num_emitted = 0
         self.sent_draft_text = ""
-        self.num_score_calls = 0
-        self.scoring_in_flight = False
-        self.greedy_next: list[int] = []  # the base's greedy token after each scored token
         self.pilot_progress: list[tuple[int, int]] = []  # (pilot tokens, draft chars)
         self.started = time.monotonic()
 
@@ -151,10 +128,10 @@ class _WSDRun:
 
     async def execute(self) -> AsyncIterator[TextDelta | WSDOutcome]:
         self.pilot_task = asyncio.create_task(self._read_pilot())
-        self._start_prefill()
+        self.checker.start()
         while not (self._switch_is_decided() or self._answer_is_complete()):
             await self._absorb(await self.events.get())
-            self._schedule_scoring()
+            self.checker.schedule(self.draft.stable_ids, self.draft.is_final)
             for piece in self._emit_draft(self._num_settled()):
                 yield piece
         if not self._switch_is_decided():
@@ -176,15 +153,10 @@ class _WSDRun:
             yield item
 
     async def _absorb(self, event: _Event) -> None:
-        if isinstance(event, _Failed):
+        if isinstance(event, EngineFailed):
             raise event.error
-        if isinstance(event, _PromptCached):
-            self.prompt_cached = True
-            return
-        if isinstance(event, _Scored):
-            self.scoring_in_flight = False
-            self.tracker.extend(event.scores.logprobs)
-            self.greedy_next.extend(event.scores.greedy_next)
+        if isinstance(event, Scored | PromptCached):
+            self.checker.absorb(event)
             return
         delta = event.delta
         self.info.num_pilot_tokens += len(delta.token_ids)
@@ -278,9 +250,9 @@ class _WSDRun:
         tokens (an end-of-text or other special token is left to the engine's own stop
         handling) that decode to complete characters and cannot start a stop string.
         """
-        if self.request.temperature != 0 or not 0 < num_kept <= len(self.greedy_next):
+        token_id = self.checker.greedy_after(num_kept)
+        if self.request.temperature != 0 or token_id is None:
             return None
-        token_id = self.greedy_next[num_kept - 1]
         if token_id in self.base.tokenizer.all_special_ids:
             return None
         kept = self.draft.stable_ids[:num_kept]
@@ -403,90 +375,24 @@ class _WSDRun:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.events.put_nowait(_Failed(exc))
-
-    def _start_prefill(self) -> None:
-        """Cache the base prompt's KV blocks before the first scoring pass.
-
-        A scoring pass returns log-probabilities for every position it computes, and on
-        this vocabulary that costs far more than the forward pass itself: without the
-        cache the first pass would pay it for the whole prompt, which nobody needs.
-        """
-        block = self.base.cache_block_size
-        if block is None or len(self.base_prompt.token_ids) <= block:
-            self.prompt_cached = True
-            return
-        self.prefill_task = asyncio.create_task(self._prefill())
-
-    async def _prefill(self) -> None:
-        # all but the last prompt token: the first pass must compute that one (its logits
-        # give the first draft token's probability)
-        prompt = self.base_prompt.token_ids[:-1]
-        settings = SamplingSettings(max_tokens=1)
-        request_id = f"{self.request.request_id}-prefill"
-        try:
-            async for _ in self.base.generate(prompt, settings, request_id):
-                pass
-            self.events.put_nowait(_PromptCached())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.events.put_nowait(_Failed(exc))
-
-    def _schedule_scoring(self) -> None:
-        """Score the stable, unscored draft tokens in one base pass, one pass at a time.
-
-        While the base engine has other work, a pass ends on a prefix-cache block boundary
-        (the tokens past it wait for the next pass), so no pass recomputes the log-
-        probabilities of a partial block another pass already scored; an idle engine scores
-        everything at once, for the earliest switch.
-        """
-        if self.scoring_in_flight or self.tracker.accept_index is not None:
-            return
-        if not self.prompt_cached:
-            return
-        start = self.tracker.num_scored
-        end = min(len(self.draft.stable_ids), self.request.max_tokens)
-        if end <= start:
-            return
-        block = self.base.cache_block_size
-        more_to_come = not self.draft.is_final and end < self.request.max_tokens
-        if block and more_to_come and self.base.num_unfinished_requests() > 0:
-            # the cache then ends right before the pass's last token, whose logits the next
-            # pass needs (a cached position has none)
-            prompt_len = len(self.base_prompt.token_ids)
-            aligned = (prompt_len + end - 1) // block * block + 1 - prompt_len
-            if aligned <= start:
-                return
-            end = aligned
-        self.num_score_calls += 1
-        self.scoring_in_flight = True
-        self.score_task = asyncio.create_task(self._score(start, end))
-
-    async def _score(self, start: int, end: int) -> None:
-        prefix = [*self.base_prompt.token_ids, *self.draft.stable_ids[:start]]
-        request_id = f"{self.request.request_id}-score-{self.num_score_calls}"
-        try:
-            scores = await self.base.score(prefix, self.draft.stable_ids[start:end], request_id)
-            self.events.put_nowait(_Scored(scores))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.events.put_nowait(_Failed(exc))
+            self.events.put_nowait(EngineFailed(exc))
 
     def _stop_background(self) -> None:
         """Abort drafting and scoring now (the engines drop the requests on cancellation)."""
-        self._cancel(self.pilot_task)
-        self._cancel(self.score_task)
-        self._cancel(self.prefill_task)
+        for task in self._background_tasks():
+            self._cancel(task)
 
-    def _cancel(self, task: asyncio.Task[None] | None) -> None:
-        if task is not None and not task.done():
+    def _background_tasks(self) -> list[asyncio.Task[None]]:
+        pilot = [self.pilot_task] if self.pilot_task is not None else []
+        return [*pilot, *self.checker.tasks]
+
+    def _cancel(self, task: asyncio.Task[None]) -> None:
+        if not task.done():
             task.cancel()
 
     async def cancel_background(self) -> None:
         """Cancel drafting and scoring and wait until the engines have dropped them."""
-        tasks = [t for t in (self.pilot_task, self.score_task, self.prefill_task) if t is not None]
+        tasks = self._background_tasks()
         for task in tasks:
             self._cancel(task)
         for task in tasks:

@@ -91,21 +91,6 @@ async def test_sampling_leaves_the_first_base_token_to_the_engine(pilot_tokenize
     assert outcome.text == base_tokenizer.decode(ids[:7]) + " More from the base model."
 
 
-async def test_greedy_end_of_text_from_scoring_goes_through_the_engine(
-    pilot_tokenizer, base_tokenizer
-):
-    # the base's greedy choice after the switch is end-of-text: nothing is emitted early
-    orch, _pilot, base = make(
-        pilot_tokenizer, base_tokenizer, probability=lambda i: 0.9 if i >= 4 else 0.1,
-        continuation="",
-    )  # fmt: skip
-    _, outcome = await run(orch, request(window=3, threshold=0.8))
-    ids = base_ids(base_tokenizer, DRAFT)
-    assert base.generate_calls[-1][0][-7:] == ids[:7]
-    assert outcome.text == base_tokenizer.decode(ids[:7])
-    assert outcome.finish_reason is FinishReason.STOP
-
-
 async def test_no_pass_keeps_whole_draft_then_continues(pilot_tokenizer, base_tokenizer):
     orch, _pilot, _base = make(pilot_tokenizer, base_tokenizer)
     _, outcome = await run(orch, request())
@@ -261,14 +246,22 @@ async def test_idle_base_scores_every_stable_token_at_once(pilot_tokenizer, base
     assert any((len(prompt) + end - 1) % 8 for end in ends[:-1])
 
 
-async def test_first_base_token_that_may_start_a_stop_string_goes_through_the_engine(
-    pilot_tokenizer, base_tokenizer
+@pytest.mark.parametrize(
+    "continuation",
+    ["", "\n\n[User] Next question"],
+    ids=["end-of-text", "may-start-a-stop-string"],
+)
+async def test_first_base_token_the_engine_must_see_goes_through_the_engine(
+    pilot_tokenizer, base_tokenizer, continuation
 ):
+    # the base's greedy choice after the switch is end-of-text, or text a stop string may
+    # start with: nothing is emitted ahead of the engine
     orch, _pilot, base = make(
         pilot_tokenizer, base_tokenizer, probability=lambda i: 0.9 if i >= 4 else 0.1,
-        continuation="\n\n[User] Next question",
+        continuation=continuation,
     )  # fmt: skip
     _, outcome = await run(orch, request(window=3, threshold=0.8))
     ids = base_ids(base_tokenizer, DRAFT)
     assert base.generate_calls[-1][0][-7:] == ids[:7]
     assert outcome.text == base_tokenizer.decode(ids[:7])
+    assert outcome.finish_reason is FinishReason.STOP

@@ -1,0 +1,133 @@
+"""Checking the draft on the base engine: cache-aware scoring passes, one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from wsd_engine.engines.protocol import Engine, SamplingSettings, Scores
+from wsd_engine.request import WSDParams
+from wsd_engine.switch_rule import SwitchTracker
+
+
+@dataclass
+class Scored:
+    """A scoring pass finished."""
+
+    scores: Scores
+
+
+@dataclass
+class PromptCached:
+    """The base prompt's KV blocks are in the prefix cache."""
+
+
+@dataclass
+class EngineFailed:
+    """Background engine work failed; the request fails with this error."""
+
+    error: BaseException
+
+
+class DraftChecker:
+    """Scores the stable draft on the base engine and feeds the switch rule.
+
+    A scoring pass is a prompt-logprobs request, and the engine computes log-probabilities
+    (a full-vocabulary projection and softmax) for every position it computes, which costs
+    far more than the forward pass. So the prompt is prefilled without them first, every pass
+    reads the prefix cache, and while the engine has other work a pass ends one token past a
+    cache block boundary: no pass recomputes a partial block another pass already scored.
+    An idle engine scores everything stable at once, for the earliest switch.
+    """
+
+    def __init__(
+        self,
+        base: Engine,
+        prompt_ids: Sequence[int],
+        request_id: str,
+        params: WSDParams,
+        max_tokens: int,
+        post: Callable[[Any], None],
+    ) -> None:
+        self.base = base
+        self.prompt_ids = list(prompt_ids)
+        self.request_id = request_id
+        self.max_tokens = max_tokens
+        self.post = post
+        self.tracker = SwitchTracker(params.window, params.threshold)
+        self.greedy_next: list[int] = []  # the base's greedy token after each scored token
+        self.prompt_cached = False
+        self.in_flight = False
+        self.num_passes = 0
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Cache the prompt's whole KV blocks, all but its last token (the first pass needs
+        that one's logits for the first draft token)."""
+        block = self.base.cache_block_size
+        if block is None or len(self.prompt_ids) <= block:
+            self.prompt_cached = True
+            return
+        self._run(self._prefill)
+
+    def schedule(self, stable_ids: Sequence[int], draft_is_final: bool) -> None:
+        """Start the next pass over the stable, unscored tokens if none is running."""
+        if self.in_flight or not self.prompt_cached or self.tracker.accept_index is not None:
+            return
+        start = self.tracker.num_scored
+        end = min(len(stable_ids), self.max_tokens)
+        if end <= start:
+            return
+        block = self.base.cache_block_size
+        more_to_come = not draft_is_final and end < self.max_tokens
+        if block and more_to_come and self.base.num_unfinished_requests() > 0:
+            # the cache then ends right before the pass's last token, whose logits the next
+            # pass needs (a cached position has none)
+            aligned = (len(self.prompt_ids) + end - 1) // block * block + 1 - len(self.prompt_ids)
+            if aligned <= start:
+                return
+            end = aligned
+        self.num_passes += 1
+        self.in_flight = True
+        done, new = list(stable_ids[:start]), list(stable_ids[start:end])
+        self._run(lambda: self._score(done, new))
+
+    def absorb(self, event: Scored | PromptCached) -> None:
+        """Take in a finished pass or the cached prompt."""
+        if isinstance(event, PromptCached):
+            self.prompt_cached = True
+            return
+        self.in_flight = False
+        self.tracker.extend(event.scores.logprobs)
+        self.greedy_next.extend(event.scores.greedy_next)
+
+    def greedy_after(self, num_kept: int) -> int | None:
+        """The base's greedy token after the first `num_kept` draft tokens, if scored."""
+        return self.greedy_next[num_kept - 1] if 0 < num_kept <= len(self.greedy_next) else None
+
+    def _run(self, work: Callable[[], Awaitable[Any]]) -> None:
+        # the coroutine is made inside the task: a task cancelled before it starts leaves
+        # no never-awaited coroutine behind
+        self.tasks.append(asyncio.create_task(self._posting(work)))
+
+    async def _posting(self, work: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            self.post(await work())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.post(EngineFailed(exc))
+
+    async def _prefill(self) -> PromptCached:
+        settings = SamplingSettings(max_tokens=1)
+        async for _ in self.base.generate(
+            self.prompt_ids[:-1], settings, f"{self.request_id}-prefill"
+        ):
+            pass
+        return PromptCached()
+
+    async def _score(self, done: list[int], new: list[int]) -> Scored:
+        request_id = f"{self.request_id}-score-{self.num_passes}"
+        return Scored(await self.base.score([*self.prompt_ids, *done], new, request_id))
