@@ -67,15 +67,20 @@ def test_disconnect_mid_stream_cancels_engine_work(live_server, ids, engine_pair
         "stream": True,
         "wsd": {"threshold": 1.0},
     }
+    # Leave while the engines are working (drafting, or continuing on the base). Threshold
+    # 1.0 makes a switch unlikely but not impossible (six tokens of probability 1.0 in fp32),
+    # and right at a switch neither engine has a request for a moment: read on until one has.
+    left_while_working = False
     with httpx.stream(
         "POST", f"{live_server.base_url}/v1/chat/completions", json=body, timeout=120
     ) as response:
         for line in response.iter_lines():
-            if '"content":"' in line.replace(" ", "") and '"content":""' not in line.replace(
-                " ", ""
-            ):
-                break
-        assert engine_pair.num_unfinished_requests() >= 1
+            text = line.replace(" ", "")
+            if '"content":"' in text and '"content":""' not in text:
+                if engine_pair.num_unfinished_requests() >= 1:
+                    left_while_working = True
+                    break
+    assert left_while_working, "the answer finished before the test could disconnect"
     deadline = time.monotonic() + 1.0
     while engine_pair.num_unfinished_requests() and time.monotonic() < deadline:
         time.sleep(0.02)
