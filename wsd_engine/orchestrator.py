@@ -165,6 +165,10 @@ class _WSDRun:
             self.pilot_finish = delta.finish_reason
             self.draft.finish()
         self.pilot_progress.append((self.info.num_pilot_tokens, len(self.draft.text)))
+        if not self.draft.is_final and len(self.draft.stable_ids) >= self.request.max_tokens:
+            # The answer's max_tokens tokens are all drafted (stable tokens never change):
+            # whatever the switch, no later pilot token can reach the answer.
+            self._stop_pilot()
 
     def _num_settled(self) -> int:
         """Draft tokens that are final answer text (stable and not beyond the switch)."""
@@ -376,6 +380,10 @@ class _WSDRun:
             raise
         except Exception as exc:
             self.events.put_nowait(EngineFailed(exc))
+
+    def _stop_pilot(self) -> None:
+        if self.pilot_task is not None:
+            self._cancel(self.pilot_task)
 
     def _stop_background(self) -> None:
         """Abort drafting and scoring now (the engines drop the requests on cancellation)."""

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from benchmarks.harness import ModeResult, Sample, Settings, aggregate, ratios, switch_stall
+from benchmarks.harness import (
+    ModeResult,
+    Sample,
+    Settings,
+    aggregate,
+    engine_floor_s,
+    ratios,
+    switch_stall,
+)
 from benchmarks.prompts import BENCH_PROMPTS
 
 
@@ -52,9 +60,10 @@ def _result(mode, c, **values):
 def test_ratios_compare_modes_of_the_same_run():
     results = [
         _result("wsd", 1, e2e_p50_s=3.0, ttft_p50_s=0.3, switch_latency_p50_s=0.1,
-                switch_stall_p50_s=0.3, main_process_cpu_s=0.5),
+                switch_stall_p50_s=0.3, main_process_cpu_s=0.5,
+                switches=[(9, 20), (None, 5), (4, 30)]),
         _result("offline", 1, e2e_p50_s=12.0),
-        _result("pilot", 1, ttft_p50_s=0.25),
+        _result("pilot", 1, ttft_p50_s=0.25, itl_p50_s=0.05),
         _result("base", 1, ttft_p50_s=1.0, itl_p50_s=0.2),
         _result("wsd", 16, output_tok_s=40.0),
         _result("peer", 16, output_tok_s=50.0),
@@ -67,3 +76,14 @@ def test_ratios_compare_modes_of_the_same_run():
     assert got["switch_stall_over_base_itl"] == 1.5
     assert got["wsd_tok_s_over_peer_tok_s_at_c16"] == 0.8
     assert got["orchestration_cpu_share_c1"] == 0.05
+    # floors: 0.25 + 9 * 0.05 + 10 * 0.2 = 2.7; 0.25 + 4 * 0.05 = 0.45; 0.25 + 0.2 + 25 * 0.2
+    assert got["engine_floor_e2e_over_offline_e2e"] == round(2.7 / 12.0, 3)
+    assert got["wsd_e2e_over_engine_floor_e2e"] == round(3.0 / 2.7, 3)
+
+
+def test_engine_floor_drafts_through_the_accept_index_then_decodes():
+    assert engine_floor_s(9, 20, 0.5, 0.1, 0.2) == 0.5 + 9 * 0.1 + 10 * 0.2
+    # the answer ended inside the draft: all pilot
+    assert engine_floor_s(None, 5, 0.5, 0.1, 0.2) == 0.5 + 4 * 0.1
+    # switch after max_tokens: all draft
+    assert engine_floor_s(30, 8, 0.5, 0.1, 0.2) == 0.5 + 7 * 0.1

@@ -124,6 +124,17 @@ async def test_max_tokens_inside_the_draft(pilot_tokenizer, base_tokenizer):
     assert max(end for _, end in base.score_calls) <= 4
 
 
+async def test_pilot_stops_once_max_tokens_are_drafted(pilot_tokenizer, base_tokenizer):
+    # a slow base: without the stop the pilot drafts its whole script meanwhile
+    pilot = ScriptedEngine("pilot", pilot_tokenizer, DRAFT, delay_s=0.001)
+    base = ScriptedEngine("base", base_tokenizer, " More.", lambda i: 0.5, delay_s=0.3)
+    orch = WSDOrchestrator(pilot, base)
+    # more than the first window (always kept), so the answer waits for scores
+    _, outcome = await run(orch, request(max_tokens=9))
+    assert outcome.text == base_tokenizer.decode(base_ids(base_tokenizer, DRAFT)[:9])
+    assert outcome.switch.num_pilot_tokens < len(pilot_tokenizer.encode(DRAFT)) - 4
+
+
 async def test_stop_string_inside_the_draft(pilot_tokenizer, base_tokenizer):
     orch, _, base = make(pilot_tokenizer, base_tokenizer)
     _, outcome = await run(orch, request(stop=("capital",)))

@@ -220,8 +220,17 @@ class VLLMEngine:
         if self._config.enable_prefix_caching:
             output = await self._prompt_logprobs(all_ids, request_id, read_cache=True, num_top=1)
             # Token i's logprob comes from position i-1's hidden state: it must be computed.
-            if (output.num_cached_tokens or 0) < start:
+            cached = output.num_cached_tokens or 0
+            if cached < start:
+                logger.debug(
+                    "%s: scored %d tokens after %d (%d cached)", request_id, len(token_ids),
+                    start, cached,
+                )  # fmt: skip
                 return _scores(output, token_ids, start)
+            logger.warning(
+                "%s: the prefix cache covered all %d prefix tokens; scoring again without it",
+                request_id, start,
+            )  # fmt: skip
             request_id = f"{request_id}-uncached"
         output = await self._prompt_logprobs(all_ids, request_id, read_cache=False, num_top=1)
         return _scores(output, token_ids, start)
