@@ -1,0 +1,90 @@
+"""What a scoring pass costs the base engine, against a plain request over the same tokens.
+
+    .venv/bin/python -m benchmarks.scoring_cost [--prefix 400] [--new 1,32,128] [--repeats 3]
+
+A prefix is cached first; then, for each number of new tokens, a scoring pass (prompt
+log-probabilities, reading the prefix cache, as the orchestrator sends them) and a plain
+one-token generation over a prompt of the same shape with other new tokens. Both compute the
+uncached tail; only the scoring pass computes log-probabilities for every position in it.
+Prints medians of --repeats, and one decode step for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+
+from wsd_engine.config import load_config
+from wsd_engine.engines.protocol import Engine, SamplingSettings
+from wsd_engine.engines.vllm_local import VLLMEngine
+from wsd_engine.models.prepare import prepare_config
+
+
+async def _generate(engine: Engine, ids: list[int], tokens: int, request_id: str) -> float:
+    started = time.monotonic()
+    settings = SamplingSettings(max_tokens=tokens, ignore_eos=True)
+    async for _ in engine.generate(ids, settings, request_id):
+        pass
+    return time.monotonic() - started
+
+
+async def measure(engine: Engine, prefix_len: int, news: list[int], repeats: int) -> dict:
+    await engine.warm_up()
+    bos = engine.tokenizer.bos_token_id or 0
+    prefix = [bos, *range(2000, 2000 + prefix_len - 1)]
+    await _generate(engine, prefix, 1, "cost-prefix")
+    rows, fresh = [], 10_000
+    for new in news:
+        scoring, plain = [], []
+        for repeat in range(repeats):
+            draft = list(range(fresh, fresh + new))
+            other = list(range(fresh + new, fresh + 2 * new))
+            fresh += 2 * new
+            started = time.monotonic()
+            await engine.score(prefix, draft, f"cost-score-{new}-{repeat}")
+            scoring.append(time.monotonic() - started)
+            plain.append(
+                await _generate(engine, [*prefix, *other], 1, f"cost-plain-{new}-{repeat}")
+            )
+        rows.append(
+            {
+                "new_tokens": new,
+                "scoring_pass_s": round(statistics.median(scoring), 3),
+                "plain_request_s": round(statistics.median(plain), 3),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    one = statistics.median([await _generate(engine, prefix, 1, f"cost-d1-{r}") for r in range(3)])
+    many = statistics.median(
+        [await _generate(engine, prefix, 17, f"cost-d17-{r}") for r in range(3)]
+    )
+    return {"prefix_tokens": prefix_len, "rows": rows, "decode_step_s": round((many - one) / 16, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", default="configs/embedded.yaml")
+    parser.add_argument("--prefix", type=int, default=400)
+    parser.add_argument("--new", default="1,32,128", help="comma-separated new-token counts")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    config = load_config(args.config)
+    paths = prepare_config(config)
+    engine = VLLMEngine.start(config.base, paths[config.base.served_model_name])
+    news = [int(n) for n in args.new.split(",")]
+
+    async def run() -> dict:
+        return await measure(engine, args.prefix, news, args.repeats)
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        engine.shutdown()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
