@@ -251,7 +251,7 @@ def bench_server(
     config: AppConfig,
     paths: dict[str, Path],
     settings: Settings,
-    before_measuring: Callable[[], None] = lambda: None,
+    before_measuring: Callable[[], None] | None = None,
 ) -> list[ModeResult]:
     """wsd, base, pilot through the HTTP server; offline on the same engines."""
     import uvicorn
@@ -266,7 +266,8 @@ def bench_server(
     results: list[ModeResult] = []
     try:
         server_task = loop.run(start_server(server))
-        before_measuring()
+        if before_measuring is not None:
+            before_measuring()
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         model_ids = {
             "wsd": config.wsd.served_model_name,
@@ -418,10 +419,6 @@ class Peer:
             self.process.wait()
 
 
-def _nothing() -> None:
-    return None
-
-
 def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 900) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -546,7 +543,7 @@ def _plot(results: list[ModeResult], path: Path) -> None:
     plt.close(fig)
 
 
-def run_bench(settings: Settings) -> Path:
+def run_bench(settings: Settings) -> Path | None:
     """Everything `wsd bench` does.
 
     The peer server starts at once and loads while our engines do; measuring waits until
@@ -557,9 +554,10 @@ def run_bench(settings: Settings) -> Path:
     paths = prepare_config(config)
     peer = Peer(config, paths) if settings.peer else None
     results: list[ModeResult] = []
+    markdown = None
     try:
         # nothing is measured while the peer is still loading
-        results += bench_server(config, paths, settings, peer.wait_ready if peer else _nothing)
+        results += bench_server(config, paths, settings, peer.wait_ready if peer else None)
         if peer is not None:
             results += peer.bench(settings)
     finally:

@@ -24,7 +24,7 @@ from wsd_engine.request import (
 )
 from wsd_engine.stop_strings import StopStringFilter
 from wsd_engine.templates import RenderedPrompt, render_prompt
-from wsd_engine.tokenization import DraftTokenizer, IncrementalDecoder, StabilityViolation
+from wsd_engine.tokenization import DraftTokenizer, IncrementalDecoder, StreamedDraft
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +119,8 @@ class _WSDRun:
         self.pilot_task: asyncio.Task[None] | None = None
         self.pilot_finish: FinishReason | None = None
         self.base_finish: FinishReason | None = None
+        self.streamed = StreamedDraft(self.draft, self.decoder, params.window)
         self.num_emitted = 0
-        self.sent_draft_text = ""
         self.pilot_progress: list[tuple[int, int]] = []  # (pilot tokens, draft chars)
         self.started = time.monotonic()
 
@@ -275,47 +275,12 @@ class _WSDRun:
 
     def _emit_draft(self, upto: int, is_final: bool = False) -> list[TextDelta]:
         """Stream the draft text that is now final: settled tokens, or the early head."""
-        upto = min(upto, self.request.max_tokens, len(self.draft.stable_ids))
-        if upto > self.num_emitted or is_final:
-            self.num_emitted = max(upto, self.num_emitted)
-            self.decoder.advance(self.draft.stable_ids[: self.num_emitted], is_final=is_final)
-            self.info.num_accepted_tokens = self.num_emitted
-        final_text = self.decoder.text
-        if not is_final:
-            early = self._early_head()
-            if len(early) > len(final_text):
-                final_text = early
-        if not final_text.startswith(self.sent_draft_text):
-            raise StabilityViolation("draft text already streamed is not a prefix of the answer")
-        piece = self.stops.push(final_text[len(self.sent_draft_text) :])
-        self.sent_draft_text = max(final_text, self.sent_draft_text, key=len)
+        text = self.streamed.advance(upto, self.request.max_tokens, is_final=is_final)
+        if self.streamed.num_tokens > self.num_emitted:
+            self.num_emitted = self.info.num_accepted_tokens = self.streamed.num_tokens
+        piece = self.stops.push(text)
         self.info.num_accepted_chars = len(self.stops.text)
         return [self._text(piece, from_pilot=True)] if piece else []
-
-    def _early_head(self) -> str:
-        """Draft text certainly inside the first `window` base tokens, which are always kept.
-
-        Tokens past the stable cut may still change, but each covers at least one UTF-8
-        byte, so the bytes right after the cut fit in the remaining first-window tokens.
-        Trailing whitespace is left out: the finished draft is stripped.
-        """
-        limit = min(self.request.params.window, self.request.max_tokens)
-        budget = limit - len(self.draft.stable_ids)
-        if budget <= 0 or self.draft.is_final:
-            return ""
-        head = self.draft.stable_text
-        tail = self.draft.text.rstrip()[len(head) :]
-        taken = 0
-        for index, char in enumerate(tail):
-            taken += len(char.encode())
-            if taken > budget:
-                tail = tail[:index]
-                break
-        candidate = head + tail
-        # the answer is decoded from base tokens: only text that survives the round trip
-        if self.decoder.decode(self.draft.encode(candidate)) != candidate:
-            return ""
-        return candidate
 
     def _text(self, piece: str, from_pilot: bool) -> TextDelta:
         if self.info.time_to_first_token_s is None:

@@ -107,3 +107,59 @@ class IncrementalDecoder:
         piece = full[len(self.text) :]
         self.text = full
         return piece
+
+
+class StreamedDraft:
+    """The draft text that is final and may be streamed, and how much of it was sent.
+
+    Final text is the decoded settled tokens or, before any token is settled, the early head:
+    draft text certainly inside the first `window` base tokens, which every answer keeps.
+    """
+
+    def __init__(self, draft: DraftTokenizer, decoder: IncrementalDecoder, window: int) -> None:
+        self.draft = draft
+        self.decoder = decoder
+        self.window = window
+        self.num_tokens = 0  # settled draft tokens decoded so far
+        self.sent = ""
+
+    def advance(self, upto: int, limit: int, is_final: bool = False) -> str:
+        """Text that became final now that `upto` tokens are settled (at most `limit`)."""
+        upto = min(upto, limit, len(self.draft.stable_ids))
+        if upto > self.num_tokens or is_final:
+            self.num_tokens = max(upto, self.num_tokens)
+            self.decoder.advance(self.draft.stable_ids[: self.num_tokens], is_final=is_final)
+        final_text = self.decoder.text
+        if not is_final:
+            early = self._early_head(min(self.window, limit))
+            if len(early) > len(final_text):
+                final_text = early
+        if not final_text.startswith(self.sent):
+            raise StabilityViolation("draft text already streamed is not a prefix of the answer")
+        piece = final_text[len(self.sent) :]
+        self.sent = max(final_text, self.sent, key=len)
+        return piece
+
+    def _early_head(self, limit: int) -> str:
+        """Draft text certainly inside the first `limit` base tokens.
+
+        Tokens past the stable cut may still change, but each covers at least one UTF-8
+        byte, so the bytes right after the cut fit in the remaining first-window tokens.
+        Trailing whitespace is left out: the finished draft is stripped.
+        """
+        budget = limit - len(self.draft.stable_ids)
+        if budget <= 0 or self.draft.is_final:
+            return ""
+        head = self.draft.stable_text
+        tail = self.draft.text.rstrip()[len(head) :]
+        taken = 0
+        for index, char in enumerate(tail):
+            taken += len(char.encode())
+            if taken > budget:
+                tail = tail[:index]
+                break
+        candidate = head + tail
+        # the answer is decoded from base tokens: only text that survives the round trip
+        if self.decoder.decode(self.draft.encode(candidate)) != candidate:
+            return ""
+        return candidate
