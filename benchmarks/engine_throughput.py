@@ -17,8 +17,8 @@ import time
 from wsd_engine.config import PromptTemplate, load_config
 from wsd_engine.engines.pair import EnginePair
 from wsd_engine.engines.protocol import Engine, SamplingSettings
-from wsd_engine.models.prepare import prepare_config
 from wsd_engine.templates import Message, MessageRole, render_prompt
+from wsd_engine.weights.prepare import prepare_config
 
 PROMPT = [Message(MessageRole.USER, "Write a long story about a dragon who learns to bake bread.")]
 

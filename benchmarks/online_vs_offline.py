@@ -17,34 +17,33 @@ import time
 
 from tqdm import tqdm
 
+from benchmarks.prompts import CHAT_PROMPTS
 from wsd_engine.config import Role, load_config
-from wsd_engine.data.prompts import CHAT_PROMPTS
 from wsd_engine.engines.pair import EnginePair
 from wsd_engine.engines.protocol import SamplingSettings
-from wsd_engine.models.prepare import prepare_config
 from wsd_engine.offline import run_offline
-from wsd_engine.orchestrator import WSDOrchestrator
+from wsd_engine.orchestrator import PreparedWSD, WSDOrchestrator
 from wsd_engine.request import TextDelta, WSDOutcome, WSDParams, WSDRequest
-from wsd_engine.templates import render_prompt
+from wsd_engine.weights.prepare import prepare_config
 
 
-async def _online(orchestrator: WSDOrchestrator, request: WSDRequest) -> tuple[WSDOutcome, float]:
+async def _online(orchestrator: WSDOrchestrator, prepared: PreparedWSD) -> tuple[WSDOutcome, float]:
     started = time.monotonic()
     outcome = None
-    async for item in orchestrator.run(request):
+    async for item in orchestrator.run(prepared):
         if not isinstance(item, TextDelta):
             outcome = item
     assert outcome is not None
     return outcome, time.monotonic() - started
 
 
-async def _base_only_ttft(orchestrator: WSDOrchestrator, request: WSDRequest) -> float:
-    base = orchestrator.base
-    prompt = render_prompt(base.tokenizer, request.messages, orchestrator.base_template)
-    settings = SamplingSettings(max_tokens=request.max_tokens, stop=prompt.stop)
+async def _base_only_ttft(orchestrator: WSDOrchestrator, prepared: PreparedWSD) -> float:
+    base, prompt = orchestrator.base, prepared.base_prompt
+    settings = SamplingSettings(max_tokens=prepared.max_tokens, stop=prompt.stop)
     started = time.monotonic()
     first = None
-    async for delta in base.generate(prompt.token_ids, settings, f"{request.request_id}-base"):
+    request_id = f"{prepared.request.request_id}-base"
+    async for delta in base.generate(prompt.token_ids, settings, request_id):
         if first is None and delta.text:
             first = time.monotonic() - started
     return first if first is not None else time.monotonic() - started
@@ -58,27 +57,27 @@ async def run(pair: EnginePair, config, num_prompts: int, max_tokens: int, draft
     rows = []
     for name, messages in tqdm(CHAT_PROMPTS[:num_prompts], desc="prompts", unit="prompt"):
         params = WSDParams(draft_max_tokens=draft_max)
-        request = WSDRequest(f"on-{name}", tuple(messages), max_tokens, params)
-        outcome, online_s = await _online(orchestrator, request)
+        online_request = WSDRequest(f"on-{name}", tuple(messages), max_tokens, params)
+        prepared = orchestrator.prepare(online_request)
+        outcome, online_s = await _online(orchestrator, prepared)
         started = time.monotonic()
-        offline = await run_offline(
-            orchestrator, WSDRequest(f"off-{name}", tuple(messages), max_tokens, params)
-        )
+        offline_request = WSDRequest(f"off-{name}", tuple(messages), max_tokens, params)
+        offline = await run_offline(orchestrator, orchestrator.prepare(offline_request))
         offline_s = time.monotonic() - started
-        base_ttft = await _base_only_ttft(orchestrator, request)
+        base_ttft = await _base_only_ttft(orchestrator, prepared)
         rows.append(
             {
                 "prompt": name,
                 "identical": outcome.text == offline.text,
-                "accept_index": outcome.switch.accept_index,
-                "reason": outcome.switch.reason.value if outcome.switch.reason else None,
-                "pilot_tokens_online": outcome.switch.num_pilot_tokens,
+                "accept_index": outcome.wsd.accept_index,
+                "reason": outcome.wsd.reason.value if outcome.wsd.reason else None,
+                "pilot_tokens_online": outcome.wsd.pilot_tokens,
                 "pilot_tokens_offline": offline.num_pilot_tokens,
                 "online_s": round(online_s, 3),
                 "offline_s": round(offline_s, 3),
-                "wsd_ttft_s": round(outcome.switch.time_to_first_token_s or 0.0, 3),
+                "wsd_ttft_s": round(outcome.wsd.time_to_first_token_s or 0.0, 3),
                 "base_ttft_s": round(base_ttft, 3),
-                "switch_latency_s": outcome.switch.switch_latency_s,
+                "switch_latency_s": outcome.wsd.switch_latency_s,
             }
         )
     return rows

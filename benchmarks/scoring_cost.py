@@ -20,7 +20,7 @@ import time
 from wsd_engine.config import load_config
 from wsd_engine.engines.protocol import Engine, SamplingSettings
 from wsd_engine.engines.vllm_local import VLLMEngine
-from wsd_engine.models.prepare import prepare_config
+from wsd_engine.weights.prepare import prepare_config
 
 
 async def _generate(engine: Engine, ids: list[int], tokens: int, request_id: str) -> float:

@@ -6,23 +6,23 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from server.chat import ChatService
-from server.completions import CompletionService
-from server.models import ModelRegistry
+from server.chat import ChatServing
+from server.completions import CompletionServing
+from server.registry import ModelRegistry
 
 
 def _registry(request: Request) -> ModelRegistry:
     return request.app.state.registry  # type: ignore[no-any-return]
 
 
-def _chat(request: Request) -> ChatService:
+def _chat(request: Request) -> ChatServing:
     return request.app.state.chat  # type: ignore[no-any-return]
 
 
-def _completions(request: Request) -> CompletionService:
+def _completions(request: Request) -> CompletionServing:
     return request.app.state.completions  # type: ignore[no-any-return]
 
 
 RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
-ChatDep = Annotated[ChatService, Depends(_chat)]
-CompletionsDep = Annotated[CompletionService, Depends(_completions)]
+ChatDep = Annotated[ChatServing, Depends(_chat)]
+CompletionsDep = Annotated[CompletionServing, Depends(_completions)]

@@ -96,7 +96,7 @@ def count_error(request: Request, error: OpenAIError) -> None:
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         model = getattr(request.state, "model_name", None) or "unknown"
-        metrics.errors.labels(model, str(int(error.status))).inc()
+        metrics.count_error(model, int(error.status))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from wsd_engine.config import AppConfig
+from server import __version__
+from wsd_engine.config import AppConfig, Role
+from wsd_engine.request import WSDInfo
 
 # From milliseconds to minutes: the same dashboard reads well on CPU and on GPU.
 LATENCY_BUCKETS_S = (
@@ -94,9 +96,28 @@ class WSDMetrics:
                 "threshold": str(config.wsd.threshold),
                 "window": str(config.wsd.window),
                 "draft_max_tokens": str(config.wsd.draft_max_tokens),
-                "version": "0.1.0",
+                "version": __version__,
             }
         )
+
+    def count_tokens(self, model_name: str, role: Role, prompt: int, generated: int) -> None:
+        """Tokens one engine handled for one choice."""
+        self.prompt_tokens.labels(model_name, role.value).inc(prompt)
+        self.generation_tokens.labels(model_name, role.value).inc(generated)
+
+    def record_switch(self, model_name: str, info: WSDInfo) -> None:
+        """Where and when one WSD answer switched."""
+        self.switch_reasons.labels(model_name, info.reason or "none").inc()
+        self.accepted_prefix.labels(model_name).observe(info.prefix_tokens)
+        self.wasted.labels(model_name).observe(info.pilot_tokens_wasted)
+        if info.time_to_switch_s is not None:
+            self.time_to_switch.labels(model_name).observe(info.time_to_switch_s)
+        if info.switch_latency_s is not None:
+            self.switch_latency.labels(model_name).observe(info.switch_latency_s)
+
+    def count_error(self, model_name: str, status: int) -> None:
+        """A failed request, by the model it named and its HTTP status."""
+        self.errors.labels(model_name, str(status)).inc()
 
     def track(self, model_name: str) -> RequestTimer:
         """Start timing one choice of one request."""

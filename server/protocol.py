@@ -8,6 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from wsd_engine.config import WSDConfig
+from wsd_engine.engines.protocol import SamplingSettings
+from wsd_engine.request import WSDInfo, WSDParams, WSDRequest
 from wsd_engine.templates import Message, MessageRole
 
 MAX_N = 16
@@ -64,7 +67,9 @@ class WSDOptions(_Lenient):
 StopField = Annotated[str | list[str] | None, Field(default=None)]
 
 
-class _SamplingRequest(_Lenient):
+class SamplingRequest(_Lenient):
+    """Fields chat and text completions share."""
+
     model: str
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -76,7 +81,7 @@ class _SamplingRequest(_Lenient):
     user: str | None = None
 
     @model_validator(mode="after")
-    def _stream_options_need_stream(self) -> _SamplingRequest:
+    def _stream_options_need_stream(self) -> SamplingRequest:
         if self.stream_options is not None and not self.stream:
             raise ValueError("stream_options: only allowed when stream is true")
         return self
@@ -87,13 +92,36 @@ class _SamplingRequest(_Lenient):
             return ()
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
+    def temperature_or(self, default: float) -> float:
+        """The requested temperature, or the served model's default."""
+        return default if self.temperature is None else self.temperature
+
+    def sampling_settings(
+        self,
+        *,
+        max_tokens: int,
+        default_temperature: float,
+        choice_index: int,
+        template_stop: tuple[str, ...] = (),
+        num_logprobs: int | None = None,
+    ) -> SamplingSettings:
+        """Engine settings for choice `choice_index` (a seed becomes seed + index)."""
+        return SamplingSettings(
+            max_tokens=max_tokens,
+            temperature=self.temperature_or(default_temperature),
+            top_p=1.0 if self.top_p is None else self.top_p,
+            seed=None if self.seed is None else self.seed + choice_index,
+            stop=(*template_stop, *self.stop_strings()),
+            num_logprobs=num_logprobs,
+        )
+
     @property
     def include_usage(self) -> bool:
         """Whether a streamed response ends with a usage chunk."""
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
-class ChatCompletionRequest(_SamplingRequest):
+class ChatCompletionRequest(SamplingRequest):
     messages: list[ChatMessage]
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
@@ -118,16 +146,51 @@ class ChatCompletionRequest(_SamplingRequest):
         """max_completion_tokens, or the older max_tokens."""
         return self.max_completion_tokens or self.max_tokens
 
+    @property
+    def num_top_logprobs(self) -> int | None:
+        """Alternatives per token when logprobs are asked for, else None."""
+        return (self.top_logprobs or 0) if self.logprobs else None
+
     def engine_messages(self) -> tuple[Message, ...]:
         """The messages as the templates take them."""
         return tuple(m.to_message() for m in self.messages)
 
+    def to_wsd_request(
+        self, request_id: str, defaults: WSDConfig, default_temperature: float
+    ) -> WSDRequest:
+        """The orchestrator's request: the method's settings are the server's defaults
+        overridden by the `wsd` extra field."""
+        options = self.wsd or WSDOptions()
+        params = WSDParams.from_config(
+            defaults,
+            threshold=options.threshold,
+            window=options.window,
+            draft_max_tokens=options.draft_max_tokens,
+        )
+        return WSDRequest(
+            request_id=request_id,
+            messages=self.engine_messages(),
+            max_tokens=self.requested_max_tokens(),
+            params=params,
+            temperature=self.temperature_or(default_temperature),
+            top_p=1.0 if self.top_p is None else self.top_p,
+            seed=self.seed,
+            stop=self.stop_strings(),
+        )
 
-class CompletionRequest(_SamplingRequest):
+
+class CompletionRequest(SamplingRequest):
     prompt: str | list[str] | list[int] | list[list[int]]
     max_tokens: int | None = Field(default=16, ge=1)
     logprobs: int | None = Field(default=None, ge=0, le=20)
     echo: bool = False
+
+    @field_validator("echo")
+    @classmethod
+    def _echo_not_supported(cls, echo: bool) -> bool:
+        if echo:
+            raise ValueError("echo is not supported by this server; send the request without it")
+        return echo
 
     @field_validator("prompt")
     @classmethod
@@ -179,23 +242,6 @@ class ChoiceLogprobs(BaseModel):
     content: list[TokenLogprobEntry] | None = None
 
 
-class SwitchMetadata(BaseModel):
-    """Where the answer switched from the pilot's draft to the base model (`wsd` field)."""
-
-    accept_index: int | None = Field(description="Last draft token kept (base tokens)")
-    reason: str | None = Field(description="threshold, draft_end, draft_limit, or null")
-    pilot_tokens: int = Field(description="Pilot tokens drafted")
-    pilot_tokens_wasted: int = Field(description="Pilot tokens drafted beyond the kept prefix")
-    draft_tokens: int = Field(description="Draft length in base tokens when the switch came")
-    prefix_tokens: int = Field(description="Answer tokens taken from the draft (base tokens)")
-    prefix_chars: int = Field(description="Answer characters that came from the pilot")
-    time_to_first_token_s: float | None = None
-    time_to_switch_s: float | None = None
-    switch_latency_s: float | None = None
-    threshold: float
-    window: int
-
-
 class ChatMessageOut(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
@@ -206,7 +252,7 @@ class ChatChoice(BaseModel):
     message: ChatMessageOut
     logprobs: ChoiceLogprobs | None = None
     finish_reason: str
-    wsd: SwitchMetadata | None = None
+    wsd: WSDInfo | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -216,7 +262,7 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[ChatChoice]
     usage: Usage
-    wsd: SwitchMetadata | None = None
+    wsd: WSDInfo | None = None
 
 
 class DeltaMessage(BaseModel):
@@ -229,7 +275,7 @@ class ChatChunkChoice(BaseModel):
     delta: DeltaMessage
     logprobs: ChoiceLogprobs | None = None
     finish_reason: str | None = None
-    wsd: SwitchMetadata | None = None
+    wsd: WSDInfo | None = None
 
 
 class ChatCompletionChunk(BaseModel):

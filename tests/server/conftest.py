@@ -1,22 +1,20 @@
+"""Two servers: a scripted one (fast: tiny tokenizers, scripted engines, real HTTP on loopback)
+and the real one (slow: the embedded models on real vLLM engines)."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import openai
 import pytest
 
+from tests.conftest import LiveServer, serve
+from tests.fakes.engines import ScriptedEngine
+from tests.fakes.tiny_tokenizers import tiny_base_tokenizer, tiny_pilot_tokenizer
+from wsd_engine.engines.pair import EnginePair
 
-@pytest.fixture(scope="session")
-def client(live_server):
-    import openai
-
-    return openai.OpenAI(base_url=f"{live_server.base_url}/v1", api_key="unused", max_retries=0)
-
-
-@pytest.fixture(scope="session")
-def async_client(live_server):
-    import openai
-
-    return openai.AsyncOpenAI(
-        base_url=f"{live_server.base_url}/v1", api_key="unused", max_retries=0
-    )
+PILOT_TEXT = "Paris is the capital of France. It is known for the Eiffel Tower and fine food."
+BASE_TEXT = " The city has about two million people and many museums."
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +24,56 @@ def ids(embedded_config):
         "pilot": embedded_config.pilot.served_model_name,
         "base": embedded_config.base.served_model_name,
     }
+
+
+# -- the scripted server (fast) --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def scripted_engines(embedded_config) -> EnginePair:
+    pilot = ScriptedEngine(
+        embedded_config.pilot.served_model_name, tiny_pilot_tokenizer(), PILOT_TEXT, delay_s=0.001
+    )
+    base = ScriptedEngine(
+        embedded_config.base.served_model_name, tiny_base_tokenizer(), BASE_TEXT, delay_s=0.001
+    )
+    return EnginePair(pilot=pilot, base=base)
+
+
+@pytest.fixture(scope="session")
+def _scripted_server(embedded_config, scripted_engines, server_loop) -> Iterator[LiveServer]:
+    from server.app import create_app
+
+    app = create_app(embedded_config, engines=scripted_engines)
+    yield from serve(app, server_loop, scripted_engines)
+
+
+@pytest.fixture
+def scripted_server(_scripted_server, scripted_engines) -> Iterator[LiveServer]:
+    """The scripted server; a test's changes to the scripted engines are undone after it."""
+    yield _scripted_server
+    for engine in (scripted_engines.pilot, scripted_engines.base):
+        engine.delay_s = 0.001
+        engine.fail_after_tokens = None
+        engine.is_dead = False
+        engine.probability = lambda i: 0.5
+
+
+@pytest.fixture
+def scripted_client(scripted_server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{scripted_server.base_url}/v1", api_key="unused", max_retries=0)
+
+
+# -- the real server (slow) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def client(live_server):
+    return openai.OpenAI(base_url=f"{live_server.base_url}/v1", api_key="unused", max_retries=0)
+
+
+@pytest.fixture(scope="session")
+def async_client(live_server):
+    return openai.AsyncOpenAI(
+        base_url=f"{live_server.base_url}/v1", api_key="unused", max_retries=0
+    )

@@ -1,12 +1,13 @@
-"""Client mistakes come back as OpenAI error objects with the right status, never a 500."""
+"""Every client mistake is an OpenAI error object with the right status, never a 500; an
+engine that is gone is a 503; a failure after a stream started is an in-stream error line."""
 
 from __future__ import annotations
+
+import json
 
 import httpx
 import openai
 import pytest
-
-pytestmark = pytest.mark.slow
 
 Q = [{"role": "user", "content": "Hi"}]
 
@@ -14,18 +15,20 @@ Q = [{"role": "user", "content": "Hi"}]
 def assert_error_shape(body, param=None, code=None):
     error = body["error"]
     assert set(error) == {"message", "type", "param", "code"}
-    assert error["message"]
-    if param is not None:
-        assert error["param"] == param
-    if code is not None:
-        assert error["code"] == code
+    assert error["message"] and error["type"]
+    assert error["param"] == param
+    assert error["code"] == code
+
+
+def post(server, path, body):
+    return httpx.post(f"{server.base_url}{path}", json=body, timeout=30)
 
 
 @pytest.mark.parametrize(
     ("overrides", "param"),
     [
         ({"messages": []}, "messages"),
-        ({"messages": [{"role": "wizard", "content": "hi"}]}, None),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"max_tokens": -5}, "max_tokens"),
         ({"max_completion_tokens": 0}, "max_completion_tokens"),
@@ -34,30 +37,40 @@ def assert_error_shape(body, param=None, code=None):
         ({"top_p": 1.5}, "top_p"),
         ({"top_p": 0}, "top_p"),
         ({"n": 0}, "n"),
-        ({"n": 1000}, "n"),
+        ({"n": 17}, "n"),
         ({"stream_options": {"include_usage": True}}, None),
-        ({"top_logprobs": 50, "logprobs": True}, "top_logprobs"),
+        ({"top_logprobs": 21, "logprobs": True}, "top_logprobs"),
+        ({"top_logprobs": 2}, None),
+        ({"extra_body": {"wsd": {"threshold": 1.5}}}, "wsd.threshold"),
+        ({"extra_body": {"wsd": {"window": 0}}}, "wsd.window"),
     ],
 )
-def test_bad_requests_are_400_with_the_sdk_error(client, ids, overrides, param):
-    kwargs = {"model": ids["wsd"], "messages": Q, "max_tokens": 4, **overrides}
+@pytest.mark.parametrize("which", ["wsd", "pilot"])
+def test_bad_chat_requests_are_400_naming_the_field(scripted_client, ids, which, overrides, param):
+    kwargs = {"model": ids[which], "messages": Q, "max_tokens": 4, **overrides}
     with pytest.raises(openai.BadRequestError) as raised:
-        client.chat.completions.create(**kwargs)
+        scripted_client.chat.completions.create(**kwargs)
     assert raised.value.status_code == 400
-    assert_error_shape(raised.value.body and {"error": raised.value.body}, param=param)
+    assert_error_shape({"error": raised.value.body}, param=param)
 
 
-def test_missing_messages_is_400(live_server, ids):
-    response = httpx.post(
-        f"{live_server.base_url}/v1/chat/completions", json={"model": ids["wsd"]}, timeout=30
-    )
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({}, "model"),
+        ({"model": "wsd"}, "messages"),
+        ({"model": "wsd", "messages": "hi"}, "messages"),
+    ],
+)
+def test_missing_or_mistyped_fields_are_400(scripted_server, body, param):
+    response = post(scripted_server, "/v1/chat/completions", body)
     assert response.status_code == 400
-    assert_error_shape(response.json(), param="messages")
+    assert_error_shape(response.json(), param=param)
 
 
-def test_malformed_json_is_400(live_server):
+def test_malformed_json_is_400(scripted_server):
     response = httpx.post(
-        f"{live_server.base_url}/v1/chat/completions",
+        f"{scripted_server.base_url}/v1/chat/completions",
         content=b'{"model": "wsd", "messages": [',
         headers={"content-type": "application/json"},
         timeout=30,
@@ -66,33 +79,94 @@ def test_malformed_json_is_400(live_server):
     assert_error_shape(response.json())
 
 
-def test_unknown_model_is_404_model_not_found(client):
-    with pytest.raises(openai.NotFoundError) as raised:
-        client.chat.completions.create(model="no-such-model", messages=Q, max_tokens=4)
-    assert raised.value.body["code"] == "model_not_found"
-    assert raised.value.body["param"] == "model"
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def test_unknown_model_is_404_model_not_found(scripted_server, path):
+    body = {"model": "no-such-model", "messages": Q, "prompt": "Hi", "max_tokens": 4}
+    response = post(scripted_server, path, body)
+    assert response.status_code == 404
+    assert_error_shape(response.json(), param="model", code="model_not_found")
+    assert "Available models: wsd" in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("which", ["wsd", "pilot", "base"])
-def test_context_length_exceeded(client, ids, which):
+def test_max_tokens_beyond_the_context(scripted_client, ids, which):
     with pytest.raises(openai.BadRequestError) as raised:
-        client.chat.completions.create(model=ids[which], messages=Q, max_tokens=5000)
-    assert raised.value.body["code"] == "context_length_exceeded"
+        scripted_client.chat.completions.create(model=ids[which], messages=Q, max_tokens=5000)
+    assert_error_shape(
+        {"error": raised.value.body}, param="messages", code="context_length_exceeded"
+    )
     assert "maximum context length is 2048 tokens" in raised.value.body["message"]
 
 
-def test_long_prompt_exceeds_context(client, ids):
+@pytest.mark.parametrize("which", ["wsd", "base"])
+def test_prompt_beyond_the_context(scripted_client, ids, which):
     long = [{"role": "user", "content": "word " * 3000}]
     with pytest.raises(openai.BadRequestError) as raised:
-        client.chat.completions.create(model=ids["wsd"], messages=long)
+        scripted_client.chat.completions.create(model=ids[which], messages=long)
     assert raised.value.body["code"] == "context_length_exceeded"
+    assert "resulted in" in raised.value.body["message"]
 
 
-def test_raw_completions_refuse_the_wsd_id(client, ids):
-    with pytest.raises(openai.BadRequestError):
-        client.completions.create(model=ids["wsd"], prompt="Hello", max_tokens=4)
+@pytest.mark.parametrize(
+    ("overrides", "param", "code"),
+    [
+        ({"model": "wsd"}, "model", "model_not_supported"),
+        ({"echo": True}, "echo", None),
+        ({"prompt": ""}, "prompt", None),
+        ({"prompt": "word " * 3000}, "prompt", "context_length_exceeded"),
+        ({"logprobs": 21}, "logprobs", None),
+        ({"max_tokens": 0}, "max_tokens", None),
+    ],
+)
+def test_bad_completion_requests_are_400(scripted_server, ids, overrides, param, code):
+    body = {"model": ids["base"], "prompt": "Hello", "max_tokens": 4, **overrides}
+    response = post(scripted_server, "/v1/completions", body)
+    assert response.status_code == 400
+    assert_error_shape(response.json(), param=param, code=code)
 
 
-def test_server_still_serves_after_errors(client, ids):
-    response = client.chat.completions.create(model=ids["pilot"], messages=Q, max_tokens=2)
-    assert response.choices[0].finish_reason in ("stop", "length")
+def test_errors_are_counted_and_the_connection_is_kept(scripted_server, ids):
+    with httpx.Client(base_url=scripted_server.base_url, timeout=30) as http:
+        for _ in range(3):
+            bad = http.post("/v1/chat/completions", json={"model": ids["wsd"], "messages": []})
+            assert bad.status_code == 400
+        good = http.post(
+            "/v1/chat/completions", json={"model": ids["pilot"], "messages": Q, "max_tokens": 2}
+        )
+        assert good.status_code == 200
+        metrics = http.get("/metrics").text
+    assert f'wsd_request_errors_total{{model_name="{ids["wsd"]}",status="400"}}' in metrics
+
+
+@pytest.mark.parametrize("which", ["wsd", "base"])
+def test_an_engine_that_is_gone_is_503(scripted_server, scripted_engines, ids, which):
+    scripted_engines.base.is_dead = True
+    response = post(
+        scripted_server,
+        "/v1/chat/completions",
+        {"model": ids[which], "messages": Q, "max_tokens": 4},
+    )
+    assert response.status_code == 503
+    assert response.json()["error"]["type"] == "service_unavailable"
+    health = httpx.get(f"{scripted_server.base_url}/health", timeout=10)
+    assert health.status_code == 503 and health.json()["status"] == "unhealthy"
+
+
+@pytest.mark.parametrize("which", ["wsd", "pilot"])
+def test_a_failure_mid_stream_is_an_error_line_then_done(
+    scripted_server, scripted_engines, ids, which
+):
+    scripted_engines.pilot.fail_after_tokens = 8
+    body = {"model": ids[which], "messages": Q, "max_tokens": 64, "stream": True}
+    with httpx.stream(
+        "POST", f"{scripted_server.base_url}/v1/chat/completions", json=body, timeout=30
+    ) as response:
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    error = json.loads(lines[-2].removeprefix("data: "))
+    assert_error_shape(error)
+    assert error["error"]["type"] == "server_error"
+    assert "scripted failure" in error["error"]["message"]
+    chunks = [json.loads(line.removeprefix("data: ")) for line in lines[:-2]]
+    assert all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.background import free_port
+from benchmarks.background import free_port
 
 pytestmark = pytest.mark.slow
 

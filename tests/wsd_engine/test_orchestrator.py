@@ -1,4 +1,4 @@
-"""Orchestrator logic on scripted engines with the real embedded tokenizers."""
+"""Orchestrator logic on scripted engines (tiny tokenizers; the embedded ones when slow)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from tests.fakes.engines import ScriptedEngine
 from wsd_engine.engines.protocol import FinishReason
 from wsd_engine.orchestrator import WSDOrchestrator
-from wsd_engine.request import SwitchReason, TextDelta, WSDOutcome, WSDParams, WSDRequest
+from wsd_engine.request import ContextLengthExceeded, TextDelta, WSDOutcome, WSDParams, WSDRequest
+from wsd_engine.switch_rule import SwitchReason
 from wsd_engine.templates import Message, MessageRole
 
 DRAFT = "Paris is the capital of France. It is known for the Eiffel Tower and fine food."
@@ -40,10 +41,8 @@ def request(max_tokens=64, stop=(), temperature=0.0, **params):
 
 
 async def run(orchestrator, req):
-    base = orchestrator.base
-    base.prompt_len = len(orchestrator.render(req)[1].token_ids)
     pieces, outcome = [], None
-    async for item in orchestrator.run(req):
+    async for item in orchestrator.run(orchestrator.prepare(req)):
         if isinstance(item, TextDelta):
             pieces.append(item)
         else:
@@ -63,7 +62,7 @@ async def test_switch_at_first_passing_window(pilot_tokenizer, base_tokenizer):
     )
     pieces, outcome = await run(orch, request(window=3, threshold=0.8))
     ids = base_ids(base_tokenizer, DRAFT)
-    assert outcome.switch.accept_index == 6 and outcome.switch.reason is SwitchReason.THRESHOLD
+    assert outcome.wsd.accept_index == 6 and outcome.wsd.reason is SwitchReason.THRESHOLD
     expected_prefix = base_tokenizer.decode(ids[:7])
     assert outcome.text == expected_prefix + " More from the base model."
     # greedy: the switch's scoring pass already gave the first base token, streamed at once;
@@ -72,12 +71,12 @@ async def test_switch_at_first_passing_window(pilot_tokenizer, base_tokenizer):
     prompt, settings = base.generate_calls[-1]
     assert prompt[-8:] == [*ids[:7], first]
     assert settings.max_tokens == 64 - 8
-    assert pieces[0].from_pilot and not pieces[-1].from_pilot
-    assert outcome.switch.num_accepted_chars == len(expected_prefix)
+    assert pieces[0].text and expected_prefix.startswith(pieces[0].text)
+    assert outcome.wsd.prefix_chars == len(expected_prefix)
     assert outcome.num_completion_tokens == 7 + len(
         base_ids(base_tokenizer, " More from the base model.")
     )
-    assert outcome.switch.switch_latency_s is not None
+    assert outcome.wsd.switch_latency_s is not None
 
 
 async def test_sampling_leaves_the_first_base_token_to_the_engine(pilot_tokenizer, base_tokenizer):
@@ -94,10 +93,10 @@ async def test_sampling_leaves_the_first_base_token_to_the_engine(pilot_tokenize
 async def test_no_pass_keeps_whole_draft_then_continues(pilot_tokenizer, base_tokenizer):
     orch, _pilot, _base = make(pilot_tokenizer, base_tokenizer)
     _, outcome = await run(orch, request())
-    assert outcome.switch.reason is SwitchReason.DRAFT_END
+    assert outcome.wsd.reason is SwitchReason.DRAFT_END
     assert outcome.text == DRAFT + " More from the base model."
-    assert outcome.switch.accept_index == len(base_ids(base_tokenizer, DRAFT)) - 1
-    assert outcome.switch.num_wasted_pilot_tokens == 0
+    assert outcome.wsd.accept_index == len(base_ids(base_tokenizer, DRAFT)) - 1
+    assert outcome.wsd.pilot_tokens_wasted == 0
 
 
 async def test_option_ends_answer_with_draft(pilot_tokenizer, base_tokenizer):
@@ -110,8 +109,8 @@ async def test_option_ends_answer_with_draft(pilot_tokenizer, base_tokenizer):
 async def test_draft_limit(pilot_tokenizer, base_tokenizer):
     orch, _, _ = make(pilot_tokenizer, base_tokenizer)
     _, outcome = await run(orch, request(draft_max_tokens=5))
-    assert outcome.switch.reason is SwitchReason.DRAFT_LIMIT
-    assert outcome.switch.num_pilot_tokens == 5
+    assert outcome.wsd.reason is SwitchReason.DRAFT_LIMIT
+    assert outcome.wsd.pilot_tokens == 5
 
 
 async def test_max_tokens_inside_the_draft(pilot_tokenizer, base_tokenizer):
@@ -132,7 +131,7 @@ async def test_pilot_stops_once_max_tokens_are_drafted(pilot_tokenizer, base_tok
     # more than the first window (always kept), so the answer waits for scores
     _, outcome = await run(orch, request(max_tokens=9))
     assert outcome.text == base_tokenizer.decode(base_ids(base_tokenizer, DRAFT)[:9])
-    assert outcome.switch.num_pilot_tokens < len(pilot_tokenizer.encode(DRAFT)) - 4
+    assert outcome.wsd.pilot_tokens < len(pilot_tokenizer.encode(DRAFT)) - 4
 
 
 async def test_stop_string_inside_the_draft(pilot_tokenizer, base_tokenizer):
@@ -159,7 +158,7 @@ async def test_empty_draft_base_answers_alone(pilot_tokenizer, base_tokenizer):
     orch, _, base = make(pilot_tokenizer, base_tokenizer, draft="   ")
     _, outcome = await run(orch, request())
     assert outcome.text == " More from the base model."
-    assert outcome.switch.accept_index is None and outcome.switch.num_accepted_chars == 0
+    assert outcome.wsd.accept_index is None and outcome.wsd.prefix_chars == 0
     assert base.generate_calls[-1][1].max_tokens == 64
 
 
@@ -167,10 +166,9 @@ async def test_first_window_streams_before_any_score(pilot_tokenizer, base_token
     # scoring never passes; the first `window` tokens stream as soon as they are stable
     orch, _pilot, base = make(pilot_tokenizer, base_tokenizer, delay_s=0.01)
     req = request(window=6)
-    base.prompt_len = len(orch.render(req)[1].token_ids)
-    stream = orch.run(req)
+    stream = orch.run(orch.prepare(req))
     first = await anext(stream)
-    assert isinstance(first, TextDelta) and first.from_pilot
+    assert isinstance(first, TextDelta) and DRAFT.startswith(first.text)
     assert base.score_calls == [] or base.score_calls[0][0] == 0
     await stream.aclose()
 
@@ -178,17 +176,27 @@ async def test_first_window_streams_before_any_score(pilot_tokenizer, base_token
 async def test_prompt_too_long_names_the_limit(pilot_tokenizer, base_tokenizer):
     orch, _pilot, base = make(pilot_tokenizer, base_tokenizer)
     base.max_model_len = 40
-    with pytest.raises(Exception, match="maximum context length is 40 tokens"):
-        await run(orch, request(max_tokens=30))
+    with pytest.raises(ContextLengthExceeded, match="maximum context length is 40 tokens"):
+        orch.prepare(request(max_tokens=30))
+
+
+async def test_no_max_tokens_takes_the_rest_of_the_smaller_context(pilot_tokenizer, base_tokenizer):
+    orch, pilot, base = make(pilot_tokenizer, base_tokenizer)
+    prompts = orch.prepare(request(max_tokens=None))
+    pilot_len, base_len = len(prompts.pilot_prompt.token_ids), len(prompts.base_prompt.token_ids)
+    base.max_model_len = base_len + 100
+    pilot.max_model_len = pilot_len + 200
+    assert orch.prepare(request(max_tokens=None)).max_tokens == 100
+    pilot.max_model_len = pilot_len + 50
+    assert orch.prepare(request(max_tokens=None)).max_tokens == 50
 
 
 async def test_closing_the_stream_cancels_every_engine_request(pilot_tokenizer, base_tokenizer):
     orch, pilot, base = make(pilot_tokenizer, base_tokenizer, delay_s=0.02)
     req = request()
-    base.prompt_len = len(orch.render(req)[1].token_ids)
 
     async def consume():
-        async for _ in orch.run(req):
+        async for _ in orch.run(orch.prepare(req)):
             pass
 
     task = asyncio.create_task(consume())
@@ -206,8 +214,7 @@ async def test_first_pilot_token_streams_before_its_word_is_stable(pilot_tokeniz
     # tokens, which the answer always keeps
     orch, pilot, base = make(pilot_tokenizer, base_tokenizer, delay_s=0.05)
     req = request(window=6)
-    base.prompt_len = len(orch.render(req)[1].token_ids)
-    stream = orch.run(req)
+    stream = orch.run(orch.prepare(req))
     first = await anext(stream)
     assert first.text == "Paris"
     assert pilot.generate_calls and len(base.score_calls) == 0
@@ -230,7 +237,7 @@ async def test_busy_base_scores_up_to_cache_block_boundaries(pilot_tokenizer, ba
     base.cache_block_size = 8
     base.running.add("another user's request")  # the base engine is busy
     req = request(max_tokens=128)
-    prompt = orch.render(req)[1].token_ids
+    prompt = orch.prepare(req).base_prompt.token_ids
     _, outcome = await run(orch, req)
     # the prompt was cached first, all but its last token (the first pass computes that one)
     assert base.generate_calls[0][0] == prompt[:-1]
@@ -241,7 +248,7 @@ async def test_busy_base_scores_up_to_cache_block_boundaries(pilot_tokenizer, ba
     # every pass but the last (the finished draft) leaves the cache one token short of its end
     for _, end in calls[:-1]:
         assert (len(prompt) + end - 1) % 8 == 0
-    assert calls[-1][1] == outcome.switch.num_draft_tokens
+    assert calls[-1][1] == outcome.wsd.draft_tokens
 
 
 async def test_idle_base_scores_every_stable_token_at_once(pilot_tokenizer, base_tokenizer):
@@ -251,7 +258,7 @@ async def test_idle_base_scores_every_stable_token_at_once(pilot_tokenizer, base
     )
     base.cache_block_size = 8
     req = request(max_tokens=128)
-    prompt = orch.render(req)[1].token_ids
+    prompt = orch.prepare(req).base_prompt.token_ids
     await run(orch, req)
     ends = [end for _, end in base.score_calls]
     assert any((len(prompt) + end - 1) % 8 for end in ends[:-1])

@@ -7,10 +7,11 @@ import time
 
 import pytest
 
-from wsd_engine.data.prompts import CHAT_PROMPTS
+from benchmarks.prompts import CHAT_PROMPTS
 from wsd_engine.offline import run_offline
 from wsd_engine.orchestrator import WSDOrchestrator
-from wsd_engine.request import SwitchReason, TextDelta, WSDOutcome, WSDParams, WSDRequest
+from wsd_engine.request import TextDelta, WSDOutcome, WSDParams, WSDRequest
+from wsd_engine.switch_rule import SwitchReason
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +25,7 @@ def orchestrator(engine_pair, embedded_config):
 
 async def run_online(orchestrator, request):
     pieces, outcome = [], None
-    async for item in orchestrator.run(request):
+    async for item in orchestrator.run(orchestrator.prepare(request)):
         if isinstance(item, TextDelta):
             pieces.append(item.text)
         else:
@@ -38,50 +39,53 @@ async def run_online(orchestrator, request):
     ("name", "messages"), CHAT_PROMPTS[:12], ids=[n for n, _ in CHAT_PROMPTS[:12]]
 )
 async def test_online_equals_offline_reference(
-    orchestrator, engine_pair, engine_loop, name, messages
+    orchestrator, engine_pair, server_loop, name, messages
 ):
     # one request at a time: vLLM's batched greedy decoding on CPU is not bit-identical
     params = WSDParams(draft_max_tokens=128)
-    online = await engine_loop.call(
+    online = await server_loop.call(
         run_online(orchestrator, WSDRequest(f"online-{name}", tuple(messages), MAX_TOKENS, params))
     )
-    offline = await engine_loop.call(
+    offline = await server_loop.call(
         run_offline(
-            orchestrator, WSDRequest(f"offline-{name}", tuple(messages), MAX_TOKENS, params)
+            orchestrator,
+            orchestrator.prepare(
+                WSDRequest(f"offline-{name}", tuple(messages), MAX_TOKENS, params)
+            ),
         )
     )
     assert online.text == offline.text
     assert online.finish_reason == offline.finish_reason
-    if online.switch.reason is not None:  # None: the answer ended inside the draft
-        assert online.switch.accept_index == offline.accept_index
-        assert online.switch.reason == offline.reason
-    assert online.switch.num_pilot_tokens <= offline.num_pilot_tokens
+    if online.wsd.reason is not None:  # None: the answer ended inside the draft
+        assert online.wsd.accept_index == offline.accept_index
+        assert online.wsd.reason == offline.reason
+    assert online.wsd.pilot_tokens <= offline.num_pilot_tokens
     assert engine_pair.num_unfinished_requests() == 0
 
 
-async def test_switch_happens_and_pilot_is_aborted_early(orchestrator, engine_pair, engine_loop):
+async def test_switch_happens_and_pilot_is_aborted_early(orchestrator, engine_pair, server_loop):
     # a low threshold passes at the first window: the pilot is stopped right after it
     params = WSDParams(threshold=0.05, window=2)
     request = WSDRequest("early", tuple(CHAT_PROMPTS[1][1]), 64, params)
-    outcome = await engine_loop.call(run_online(orchestrator, request))
-    assert outcome.switch.reason is SwitchReason.THRESHOLD
-    assert outcome.switch.accept_index is not None and outcome.switch.accept_index < 10
-    assert outcome.switch.num_pilot_tokens < 40
-    assert outcome.switch.switch_latency_s is not None
+    outcome = await server_loop.call(run_online(orchestrator, request))
+    assert outcome.wsd.reason is SwitchReason.THRESHOLD
+    assert outcome.wsd.accept_index is not None and outcome.wsd.accept_index < 10
+    assert outcome.wsd.pilot_tokens < 40
+    assert outcome.wsd.switch_latency_s is not None
     assert engine_pair.num_unfinished_requests() == 0
 
 
-async def test_seeded_sampling_is_reproducible(orchestrator, engine_loop):
+async def test_seeded_sampling_is_reproducible(orchestrator, server_loop):
     def request(rid):
         return WSDRequest(rid, tuple(CHAT_PROMPTS[4][1]), 48, temperature=0.9, seed=7)
 
-    first = await engine_loop.call(run_online(orchestrator, request("seed-1")))
-    second = await engine_loop.call(run_online(orchestrator, request("seed-2")))
+    first = await server_loop.call(run_online(orchestrator, request("seed-1")))
+    second = await server_loop.call(run_online(orchestrator, request("seed-2")))
     assert first.text == second.text
 
 
 async def test_cancelled_mid_draft_leaves_no_running_requests(
-    orchestrator, engine_pair, engine_loop
+    orchestrator, engine_pair, server_loop
 ):
     request = WSDRequest("cancel", tuple(CHAT_PROMPTS[1][1]), 256, WSDParams(threshold=1.0))
 
@@ -89,7 +93,7 @@ async def test_cancelled_mid_draft_leaves_no_running_requests(
         started = asyncio.Event()
 
         async def consume():
-            async for item in orchestrator.run(request):
+            async for item in orchestrator.run(orchestrator.prepare(request)):
                 if isinstance(item, TextDelta):
                     started.set()
 
@@ -104,6 +108,6 @@ async def test_cancelled_mid_draft_leaves_no_running_requests(
             await asyncio.sleep(0.02)
         return pilot_running, engine_pair.num_unfinished_requests()
 
-    pilot_running, remaining = await engine_loop.call(scenario())
+    pilot_running, remaining = await server_loop.call(scenario())
     assert pilot_running == 1
     assert remaining == 0

@@ -59,9 +59,9 @@ def split_points(draw_text, cuts):
     return [draw_text[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-@pytest.mark.parametrize("which", ["pilot_tokenizer", "base_tokenizer"])
-def test_stable_tokens_never_change_and_final_equals_full_tokenization(which, request):
-    tokenizer = request.getfixturevalue(which)
+@pytest.mark.parametrize("which", ["pilot", "base"])
+def test_stable_tokens_never_change_and_final_equals_full_tokenization(which, tokenizers):
+    tokenizer = getattr(tokenizers, which)
 
     @settings(
         max_examples=int(os.environ.get("WSD_HYPOTHESIS_EXAMPLES", "150")),

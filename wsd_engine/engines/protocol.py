@@ -1,11 +1,11 @@
-"""What the orchestrator needs from an engine, independent of where the engine runs."""
+"""What the orchestrator needs from an engine: the protocol every engine adapter implements."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 
 class FinishReason(StrEnum):
@@ -37,7 +37,6 @@ class SamplingSettings:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
-    stop_token_ids: tuple[int, ...] = ()
     num_logprobs: int | None = None
     ignore_eos: bool = False
 
@@ -74,9 +73,8 @@ class GenerationDelta:
         return self.finish_reason is not None
 
 
-@runtime_checkable
 class Engine(Protocol):
-    """One model behind one engine (in-process vLLM or a remote vLLM server)."""
+    """One model behind one engine (the in-process vLLM adapter implements it)."""
 
     @property
     def model_name(self) -> str:
@@ -123,10 +121,6 @@ class Engine(Protocol):
         request_id: str,
     ) -> list[TokenLogprob]:
         """Like `score`, with the `num_top` most likely alternatives at every position."""
-        ...
-
-    async def abort(self, request_id: str) -> None:
-        """Stop a running request; unknown ids are ignored."""
         ...
 
     async def check_health(self) -> None:

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,6 @@ def _to_sampling_params(
         top_p=settings.top_p,
         seed=settings.seed,
         stop=list(settings.stop) or None,
-        stop_token_ids=list(settings.stop_token_ids) or None,
         logprobs=settings.num_logprobs,
         ignore_eos=settings.ignore_eos,
         skip_special_tokens=True,
@@ -139,10 +138,9 @@ def _to_sampling_params(
 class VLLMEngine:
     """One model in an in-process vLLM AsyncLLM (its engine core runs in a child process)."""
 
-    def __init__(self, llm: AsyncLLM, model: ModelConfig, model_path: Path) -> None:
+    def __init__(self, llm: AsyncLLM, model: ModelConfig) -> None:
         self._llm = llm
         self._config = model
-        self.model_path = model_path
         self._tokenizer = llm.get_tokenizer()
 
     @classmethod
@@ -160,7 +158,7 @@ class VLLMEngine:
         logger.info(
             "engine %s ready in %.1f s", model.served_model_name, time.monotonic() - started
         )
-        return cls(llm, model, model_path)
+        return cls(llm, model)
 
     @property
     def model_name(self) -> str:
@@ -257,7 +255,8 @@ class VLLMEngine:
     async def _prompt_logprobs(
         self, token_ids: list[int], request_id: str, read_cache: bool, num_top: int = 0
     ) -> Any:
-        # The cache-skip flag must be set in the constructor (DESIGN.md section 4).
+        # skip_reading_prefix_cache only takes effect when given to the constructor: set
+        # afterwards, vLLM's own cache-skip flag for prompt logprobs stays off.
         params = SamplingParams(
             max_tokens=1,
             temperature=0.0,
@@ -277,10 +276,6 @@ class VLLMEngine:
         if final is None or final.prompt_logprobs is None:
             raise EngineError(f"{self.model_name}: scoring returned no prompt logprobs")
         return final
-
-    async def abort(self, request_id: str) -> None:
-        """Stop a running request; unknown ids are ignored."""
-        await self._llm.abort(request_id)
 
     async def check_health(self) -> None:
         """Raise EngineUnavailable when the engine core is gone."""
@@ -339,22 +334,16 @@ def _token_logprobs(token_ids: Sequence[int], logprobs: Any) -> list[TokenLogpro
     return result
 
 
-class _translate_errors:
+@asynccontextmanager
+async def _translate_errors(model_name: str) -> AsyncIterator[None]:
     """Map vLLM's exceptions onto the engine protocol's."""
-
-    def __init__(self, model_name: str) -> None:
-        self._model_name = model_name
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None or isinstance(exc, EngineError):
-            return False
-        if isinstance(exc, EngineDeadError):
-            raise EngineUnavailable(f"{self._model_name}: engine died") from exc
-        if isinstance(exc, VLLMClientError | ValueError):
-            raise EngineRequestInvalid(f"{self._model_name}: {exc}") from exc
-        if isinstance(exc, EngineGenerateError):
-            raise EngineError(f"{self._model_name}: generation failed: {exc.__cause__}") from exc
-        return False
+    try:
+        yield
+    except EngineError:
+        raise
+    except EngineDeadError as exc:
+        raise EngineUnavailable(f"{model_name}: engine died") from exc
+    except (VLLMClientError, ValueError) as exc:
+        raise EngineRequestInvalid(f"{model_name}: {exc}") from exc
+    except EngineGenerateError as exc:
+        raise EngineError(f"{model_name}: generation failed: {exc.__cause__}") from exc

@@ -28,7 +28,7 @@ async def collect(engine, prompt_ids, settings, request_id):
     return tokens, text, logprobs, finish
 
 
-async def test_both_engines_answer_in_one_process(engine_pair, engine_loop):
+async def test_both_engines_answer_in_one_process(engine_pair, server_loop):
     pilot_prompt = render_prompt(engine_pair.pilot.tokenizer, QUESTION, PromptTemplate.CHAT)
     base_prompt = render_prompt(engine_pair.base.tokenizer, QUESTION, PromptTemplate.PLAIN)
     settings = SamplingSettings(max_tokens=16)
@@ -39,7 +39,7 @@ async def test_both_engines_answer_in_one_process(engine_pair, engine_loop):
             collect(engine_pair.base, base_prompt.token_ids, settings, "both-base"),
         )
 
-    (p_tokens, p_text, _, p_finish), (b_tokens, b_text, _, b_finish) = await engine_loop.call(
+    (p_tokens, p_text, _, p_finish), (b_tokens, b_text, _, b_finish) = await server_loop.call(
         together()
     )
     assert p_tokens and p_text.strip()
@@ -49,26 +49,26 @@ async def test_both_engines_answer_in_one_process(engine_pair, engine_loop):
     assert engine_pair.pilot.max_model_len == 2048
 
 
-async def test_greedy_pilot_generation_is_deterministic(engine_pair, engine_loop):
+async def test_greedy_pilot_generation_is_deterministic(engine_pair, server_loop):
     prompt = render_prompt(engine_pair.pilot.tokenizer, QUESTION, PromptTemplate.CHAT)
     settings = SamplingSettings(max_tokens=32)
-    first = await engine_loop.call(collect(engine_pair.pilot, prompt.token_ids, settings, "det-1"))
-    second = await engine_loop.call(collect(engine_pair.pilot, prompt.token_ids, settings, "det-2"))
+    first = await server_loop.call(collect(engine_pair.pilot, prompt.token_ids, settings, "det-1"))
+    second = await server_loop.call(collect(engine_pair.pilot, prompt.token_ids, settings, "det-2"))
     assert first[0] == second[0]
     assert first[1] == second[1]
 
 
 @pytest.mark.parametrize("role", ["pilot", "base"])
-async def test_scoring_matches_generation_logprobs(engine_pair, engine_loop, role):
+async def test_scoring_matches_generation_logprobs(engine_pair, server_loop, role):
     engine = getattr(engine_pair, role)
     template = PromptTemplate.CHAT if role == "pilot" else PromptTemplate.PLAIN
     prompt = render_prompt(engine.tokenizer, QUESTION, template)
     settings = SamplingSettings(max_tokens=24, num_logprobs=0, ignore_eos=True)
-    tokens, _, generated_logprobs, _ = await engine_loop.call(
+    tokens, _, generated_logprobs, _ = await server_loop.call(
         collect(engine, prompt.token_ids, settings, f"gen-{role}")
     )
     assert len(tokens) == 24
-    scores = await engine_loop.call(engine.score(prompt.token_ids, tokens, f"score-{role}"))
+    scores = await server_loop.call(engine.score(prompt.token_ids, tokens, f"score-{role}"))
     scored = scores.logprobs
     assert len(scored) == len(tokens)
     for position, (a, b) in enumerate(zip(scored, generated_logprobs, strict=True)):
@@ -76,30 +76,30 @@ async def test_scoring_matches_generation_logprobs(engine_pair, engine_loop, rol
     # the generation was greedy: the pass's top-1 after each token is the next generated one
     assert scores.greedy_next[:-1] == tokens[1:]
     # scoring a different continuation gives different numbers (the check is not vacuous)
-    other = await engine_loop.call(
+    other = await server_loop.call(
         engine.score(prompt.token_ids, list(reversed(tokens)), f"score-rev-{role}")
     )
     # reading the prefix cache (now warm for this sequence) gives the same numbers
-    again = await engine_loop.call(engine.score(prompt.token_ids, tokens, f"score-again-{role}"))
+    again = await server_loop.call(engine.score(prompt.token_ids, tokens, f"score-again-{role}"))
     assert max(abs(a - b) for a, b in zip(again.logprobs, scored, strict=True)) <= 1e-2
     assert again.greedy_next == scores.greedy_next
     # scoring only a tail after a cached prefix agrees with scoring it all at once
     half = len(tokens) // 2
-    tail = await engine_loop.call(
+    tail = await server_loop.call(
         engine.score([*prompt.token_ids, *tokens[:half]], tokens[half:], f"score-tail-{role}")
     )
     assert max(abs(a - b) for a, b in zip(tail.logprobs, scored[half:], strict=True)) <= 1e-2
     assert tail.greedy_next == scores.greedy_next[half:]
     # the greedy token after the last scored one is what generation writes next
-    longer, *_ = await engine_loop.call(
+    longer, *_ = await server_loop.call(
         collect(engine, prompt.token_ids, SamplingSettings(max_tokens=25, ignore_eos=True), "g25")
     )
     assert scores.greedy_next[-1] == longer[24]
     assert other.logprobs != scored
 
 
-async def test_scoring_an_empty_continuation_returns_nothing(engine_pair, engine_loop):
-    empty = await engine_loop.call(engine_pair.base.score([2, 108], [], "score-empty"))
+async def test_scoring_an_empty_continuation_returns_nothing(engine_pair, server_loop):
+    empty = await server_loop.call(engine_pair.base.score([2, 108], [], "score-empty"))
     assert empty.logprobs == [] and empty.greedy_next == []
 
 
@@ -110,33 +110,7 @@ async def _wait_idle(pair, timeout_s=5.0):
     return pair.num_unfinished_requests()
 
 
-async def test_abort_stops_a_running_generation_promptly(engine_pair, engine_loop):
-    engine = engine_pair.pilot
-    prompt = render_prompt(engine.tokenizer, QUESTION, PromptTemplate.CHAT)
-    settings = SamplingSettings(max_tokens=1000, ignore_eos=True)
-
-    async def generate_then_abort():
-        received, finish = 0, None
-        stream = engine.generate(prompt.token_ids, settings, "abort-me")
-        async for delta in stream:
-            received += len(delta.token_ids)
-            finish = delta.finish_reason
-            if received >= 3:
-                break
-        aborted_at = time.monotonic()
-        await engine.abort("abort-me")
-        remaining = await _wait_idle(engine_pair)
-        await stream.aclose()
-        return received, finish, remaining, time.monotonic() - aborted_at
-
-    received, finish, remaining, idle_after_s = await engine_loop.call(generate_then_abort())
-    assert 3 <= received < 1000
-    assert finish is None
-    assert remaining == 0
-    assert idle_after_s < 1.0
-
-
-async def test_cancelling_the_consumer_aborts_the_request(engine_pair, engine_loop):
+async def test_cancelling_the_consumer_aborts_the_request(engine_pair, server_loop):
     engine = engine_pair.base
     settings = SamplingSettings(max_tokens=1000, ignore_eos=True)
 
@@ -155,7 +129,7 @@ async def test_cancelling_the_consumer_aborts_the_request(engine_pair, engine_lo
             await task
         return running, await _wait_idle(engine_pair, timeout_s=1.0)
 
-    running, remaining = await engine_loop.call(scenario())
+    running, remaining = await server_loop.call(scenario())
     assert running == 1
     assert remaining == 0
 

@@ -1,4 +1,4 @@
-"""The served model ids: the WSD pipeline, the pilot and the base model."""
+"""The model registry: the model ids the server answers, and what answers each."""
 
 from __future__ import annotations
 
@@ -6,56 +6,63 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from server.errors import OpenAIError
-from wsd_engine.config import AppConfig, PromptTemplate, Role
+from wsd_engine.config import AppConfig, PromptTemplate, Role, WSDConfig
 from wsd_engine.engines.pair import EnginePair
 from wsd_engine.engines.protocol import Engine
 from wsd_engine.orchestrator import WSDOrchestrator
 
 
 @dataclass(frozen=True)
-class ServedModel:
-    """One model id clients can call."""
+class EngineModel:
+    """A model id one engine answers alone: the pilot or the base model."""
 
     id: str
-    role: Role | None  # None: the WSD pipeline
-    engine: Engine | None
+    role: Role
+    engine: Engine
     template: PromptTemplate
-    max_model_len: int
+    default_temperature: float = 1.0  # OpenAI's default
 
     @property
-    def is_wsd(self) -> bool:
-        """True for the Weak-to-Strong Decoding pipeline."""
-        return self.role is None
+    def max_model_len(self) -> int:
+        """Context length in tokens."""
+        return self.engine.max_model_len
+
+
+@dataclass(frozen=True)
+class WSDModel:
+    """The Weak-to-Strong Decoding model id: both engines answer, through the orchestrator."""
+
+    id: str
+    orchestrator: WSDOrchestrator
+    defaults: WSDConfig
+    default_temperature: float = 0.0  # greedy, as in the paper
+
+    @property
+    def max_model_len(self) -> int:
+        """The context both engines offer."""
+        return self.orchestrator.max_model_len
+
+
+ServedModel = EngineModel | WSDModel
 
 
 class ModelRegistry:
-    """Resolves model ids to engines; owns the orchestrator."""
+    """Resolves model ids; owns the orchestrator."""
 
     def __init__(self, config: AppConfig, engines: EnginePair) -> None:
-        self.config = config
         self.engines = engines
-        self.orchestrator = WSDOrchestrator(
+        orchestrator = WSDOrchestrator(
             engines.pilot,
             engines.base,
             pilot_template=config.template_for(Role.PILOT),
             base_template=config.template_for(Role.BASE),
         )
-        wsd = ServedModel(
-            id=config.wsd.served_model_name,
-            role=None,
-            engine=None,
-            template=config.template_for(Role.BASE),
-            max_model_len=min(engines.pilot.max_model_len, engines.base.max_model_len),
-        )
-        self.models: dict[str, ServedModel] = {wsd.id: wsd}
+        self.wsd = WSDModel(config.wsd.served_model_name, orchestrator, config.wsd)
+        self.models: dict[str, ServedModel] = {self.wsd.id: self.wsd}
         for role in (Role.PILOT, Role.BASE):
             engine = engines.by_role(role)
-            self.models[engine.model_name] = ServedModel(
-                id=engine.model_name,
-                role=role,
-                engine=engine,
-                template=config.template_for(role),
-                max_model_len=engine.max_model_len,
+            self.models[engine.model_name] = EngineModel(
+                engine.model_name, role, engine, config.template_for(role)
             )
 
     def get(self, model_id: str) -> ServedModel:
@@ -71,10 +78,10 @@ class ModelRegistry:
                 code="model_not_found",
             ) from None
 
-    def get_engine_model(self, model_id: str) -> ServedModel:
+    def get_engine_model(self, model_id: str) -> EngineModel:
         """A single-model id (pilot or base); the WSD id has no raw completions."""
         model = self.get(model_id)
-        if model.is_wsd:
+        if isinstance(model, WSDModel):
             raise OpenAIError(
                 f"'{model_id}' serves chat completions only; use /v1/chat/completions, or "
                 "call the pilot or base model id on /v1/completions",

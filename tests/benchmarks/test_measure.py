@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from benchmarks.harness import (
+from benchmarks.measure import (
     ModeResult,
     Sample,
     Settings,
     aggregate,
     engine_floor_s,
-    ratios,
     switch_stall,
 )
 from benchmarks.prompts import BENCH_PROMPTS
+from benchmarks.report import ratios
 
 
 def test_shipped_prompt_set_is_large_and_varied():

@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from wsd_engine.config import AppConfig, EmbeddedModel, ModelConfig, cache_dir
-from wsd_engine.models.embedded import EMBEDDED_MODELS, EmbeddedModelSpec, PrepareError
+from wsd_engine.weights.embedded import EMBEDDED_MODELS, EmbeddedModelSpec, PrepareError
 
 logger = logging.getLogger(__name__)
 

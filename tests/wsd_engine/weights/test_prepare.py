@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from wsd_engine.config import EmbeddedModel
-from wsd_engine.models import prepare as prepare_module
-from wsd_engine.models.embedded import EMBEDDED_MODELS, GgufPart, ModelPackageMissing
-from wsd_engine.models.prepare import (
+from wsd_engine.weights import prepare as prepare_module
+from wsd_engine.weights.embedded import EMBEDDED_MODELS, GgufPart, ModelPackageMissing
+from wsd_engine.weights.prepare import (
     COMPLETE_MARKER,
     CacheNotWritable,
     ChecksumMismatch,
@@ -38,6 +38,7 @@ def leftovers(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir()) if root.exists() else []
 
 
+@pytest.mark.slow
 def test_cached_models_return_without_converting(model_paths, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a cached model must not be converted again")

@@ -1,4 +1,8 @@
-"""The `wsd` command: prepare the embedded models, serve, benchmark."""
+"""The `wsd` command: prepare the embedded models, serve, benchmark.
+
+It lives outside both packages so that it may import the server and the benchmarks without
+either depending on the other.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ import time
 from pathlib import Path
 
 from wsd_engine.config import ConfigError, cache_dir, load_config
-from wsd_engine.models.embedded import EMBEDDED_MODELS, PrepareError
-from wsd_engine.models.prepare import describe, prepare_config
+from wsd_engine.weights.embedded import EMBEDDED_MODELS, PrepareError
+from wsd_engine.weights.prepare import describe, prepare_config
 
 DEFAULT_CONFIG = Path("configs/embedded.yaml")
 
@@ -63,7 +67,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from benchmarks.harness import Settings, run_bench
+    from benchmarks.harness import run_bench
+    from benchmarks.measure import RESULTS, Settings
 
     quick = args.quick
     settings = Settings(
@@ -77,6 +82,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         min_requests=3 if quick else 8,
         waves=1 if quick else 2,
         label="bench-quick" if quick else "bench",
+        out_dir=args.out or RESULTS,
     )
     run_bench(settings)
     return 0
@@ -121,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--concurrency", type=int, action="append", help="repeatable")
     bench.add_argument("--modes", default="wsd,offline,base,pilot", help="comma-separated")
     bench.add_argument("--no-peer", action="store_true", help="skip the plain vLLM peer")
+    bench.add_argument(
+        "--out", type=Path, help="folder for the results (default benchmarks/results)"
+    )
     bench.set_defaults(handler=_cmd_bench)
     return parser
 

@@ -1,14 +1,13 @@
-"""Server-sent events, merging concurrent choices, and racing handlers against disconnects."""
+"""Server-sent events, and merging the event streams of concurrent choices."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
-from fastapi import Request
 from pydantic import BaseModel
 
 from server.errors import OpenAIError
@@ -77,28 +76,3 @@ async def merge(streams: list[AsyncIterator[T]]) -> AsyncIterator[T]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-
-
-async def race_disconnect(request: Request, work: Awaitable[T]) -> T | None:
-    """Run `work`; cancel it (and return None) if the client disconnects first."""
-    task = asyncio.ensure_future(work)
-
-    async def disconnected() -> None:
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                return
-
-    watcher = asyncio.create_task(disconnected())
-    try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            return task.result()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return None
-    finally:
-        watcher.cancel()
-        if not task.done():
-            task.cancel()

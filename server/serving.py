@@ -1,0 +1,155 @@
+"""What chat and text completions share: choices run side by side, collected or streamed.
+
+A request is validated completely before any response starts (`choices` raises); then its
+choices run concurrently. A plain response collects them; a stream sends each piece as it
+comes, and a failure after the stream has started becomes a `data: {"error": ...}` line
+followed by `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import ClassVar, Generic, TypeVar
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+
+from server.choices import ChoiceEnd, ChoiceEvent, ChoicePiece, observe_choice
+from server.errors import to_openai_error
+from server.metrics import WSDMetrics
+from server.protocol import SamplingRequest, TokenLogprobEntry, Usage, new_id, now
+from server.registry import ModelRegistry
+from server.sse import SSE_DONE, merge, sse, sse_error, to_json
+
+RequestT = TypeVar("RequestT", bound=SamplingRequest)
+
+
+@dataclass(frozen=True)
+class ResponseHeader:
+    """What every chunk of one response repeats."""
+
+    id: str
+    created: int
+    model: str
+
+
+@dataclass
+class CompletedChoice:
+    """One choice, run to its end."""
+
+    text: str
+    logprobs: list[TokenLogprobEntry]
+    end: ChoiceEnd
+
+
+@dataclass
+class _Collecting:
+    text: str = ""
+    logprobs: list[TokenLogprobEntry] = field(default_factory=list)
+    end: ChoiceEnd | None = None
+
+
+class OpenAIServing(ABC, Generic[RequestT]):
+    """One endpoint: subclasses say what the choices are and how they look on the wire."""
+
+    id_prefix: ClassVar[str]
+
+    def __init__(self, registry: ModelRegistry, metrics: WSDMetrics) -> None:
+        self.registry = registry
+        self.metrics = metrics
+
+    async def respond(self, body: RequestT, request: Request) -> Response:
+        """Validate, then answer with one JSON response or an event stream."""
+        request.state.model_name = body.model
+        header = ResponseHeader(new_id(self.id_prefix), now(), body.model)
+        choices = [
+            observe_choice(choice, self.metrics, body.model)
+            for choice in self.choices(body, header.id)
+        ]
+        if body.stream:
+            return StreamingResponse(
+                self._stream(body, header, choices), media_type="text/event-stream"
+            )
+        completed = await _collect(choices)
+        usage = _usage([choice.end for choice in completed])
+        return JSONResponse(to_json(self.response(body, header, completed, usage), ("wsd",)))
+
+    @abstractmethod
+    def choices(self, body: RequestT, request_id: str) -> list[AsyncIterator[ChoiceEvent]]:
+        """One event stream per choice, in index order; raises for anything a client can get
+        wrong, before any engine work starts."""
+
+    @abstractmethod
+    def response(
+        self,
+        body: RequestT,
+        header: ResponseHeader,
+        choices: list[CompletedChoice],
+        usage: Usage,
+    ) -> BaseModel:
+        """The non-streamed response."""
+
+    @abstractmethod
+    def chunks(self, body: RequestT, header: ResponseHeader, event: ChoiceEvent) -> list[BaseModel]:
+        """The stream chunks one choice event becomes."""
+
+    def opening_chunks(self, body: RequestT, header: ResponseHeader) -> list[BaseModel]:
+        """Chunks sent before any choice has output."""
+        return []
+
+    @abstractmethod
+    def usage_chunk(self, header: ResponseHeader, usage: Usage) -> BaseModel:
+        """The last chunk when the client asked for usage."""
+
+    async def _stream(
+        self, body: RequestT, header: ResponseHeader, choices: list[AsyncIterator[ChoiceEvent]]
+    ) -> AsyncIterator[str]:
+        drop = ("wsd",) if body.include_usage else ("wsd", "usage")
+        for chunk in self.opening_chunks(body, header):
+            yield sse(chunk, drop)
+        ends: list[ChoiceEnd] = []
+        try:
+            async for event in merge(choices):
+                if isinstance(event, ChoiceEnd):
+                    ends.append(event)
+                for chunk in self.chunks(body, header, event):
+                    yield sse(chunk, drop)
+        except Exception as exc:  # the response has started: report in-band
+            error = to_openai_error(exc)
+            self.metrics.count_error(body.model, int(error.status))
+            yield sse_error(error)
+            yield SSE_DONE
+            return
+        if body.include_usage:
+            yield sse(self.usage_chunk(header, _usage(ends)))
+        yield SSE_DONE
+
+
+async def _collect(choices: list[AsyncIterator[ChoiceEvent]]) -> list[CompletedChoice]:
+    collecting = [_Collecting() for _ in choices]
+    async for event in merge(choices):
+        choice = collecting[event.index]
+        choice.logprobs += event.logprobs or []
+        if isinstance(event, ChoicePiece):
+            choice.text += event.text
+        else:
+            choice.end = event
+    completed = []
+    for choice in collecting:
+        if choice.end is None:
+            raise RuntimeError("a choice's event stream ended without its end")
+        completed.append(CompletedChoice(choice.text, choice.logprobs, choice.end))
+    return completed
+
+
+def _usage(ends: list[ChoiceEnd]) -> Usage:
+    """Each prompt counts once, however many choices it has."""
+    prompts = {end.prompt_index: end.num_prompt_tokens for end in ends}
+    prompt = sum(prompts.values())
+    completion = sum(end.num_completion_tokens for end in ends)
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )

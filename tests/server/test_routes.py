@@ -1,0 +1,25 @@
+"""The small routes: the model list, health, the OpenAPI document, metrics."""
+
+from __future__ import annotations
+
+import httpx
+
+
+def test_models_lists_wsd_pilot_and_base(scripted_client, ids):
+    models = scripted_client.models.list().data
+    assert [m.id for m in models] == [ids["wsd"], ids["pilot"], ids["base"]]
+    assert all(m.model_extra["max_model_len"] == 2048 for m in models)
+
+
+def test_health_and_openapi(scripted_server):
+    assert httpx.get(f"{scripted_server.base_url}/health", timeout=10).json() == {"status": "ok"}
+    spec = httpx.get(f"{scripted_server.base_url}/openapi.json", timeout=10).json()
+    assert {"/v1/chat/completions", "/v1/completions", "/v1/models"} <= set(spec["paths"])
+    wsd = spec["components"]["schemas"]["WSDInfo"]["properties"]
+    assert "prefix_chars" in wsd and wsd["accept_index"]["description"]
+
+
+def test_metrics_are_prometheus_text(scripted_server):
+    response = httpx.get(f"{scripted_server.base_url}/metrics", timeout=10)
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "wsd_build_info{" in response.text

