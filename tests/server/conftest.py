@@ -67,6 +67,18 @@ def scripted_client(scripted_server) -> openai.OpenAI:
 # -- the real server (slow) ------------------------------------------------------------------
 
 
+@pytest.fixture(params=["scripted", pytest.param("real", marks=pytest.mark.slow)])
+def any_server(request) -> LiveServer:
+    """Each server in turn, for tests whose assertions hold on scripted and real engines."""
+    name = "scripted_server" if request.param == "scripted" else "live_server"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def any_client(any_server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{any_server.base_url}/v1", api_key="unused", max_retries=0)
+
+
 @pytest.fixture(scope="session")
 def client(live_server):
     return openai.OpenAI(base_url=f"{live_server.base_url}/v1", api_key="unused", max_retries=0)

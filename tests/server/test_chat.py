@@ -27,9 +27,8 @@ def sse_events(response):
 
 
 def stream(server, body):
-    with httpx.stream(
-        "POST", f"{server.base_url}/v1/chat/completions", json={**body, "stream": True}, timeout=30
-    ) as response:
+    url = f"{server.base_url}/v1/chat/completions"
+    with httpx.stream("POST", url, json={**body, "stream": True}, timeout=120) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         return sse_events(response)
@@ -44,15 +43,18 @@ def streamed_text(chunks, index=0):
 
 
 @pytest.mark.parametrize("which", ["wsd", "pilot", "base"])
-def test_stream_equals_non_stream(scripted_client, ids, which):
-    kwargs = dict(model=ids[which], messages=Q, max_tokens=40, temperature=0)
-    full = scripted_client.chat.completions.create(**kwargs)
+def test_stream_equals_non_stream(any_client, ids, which):
+    kwargs = dict(model=ids[which], messages=Q, max_tokens=24, temperature=0)
+    full = any_client.chat.completions.create(**kwargs)
     choice = full.choices[0]
     assert choice.message.role == "assistant" and choice.message.content
+    assert choice.finish_reason in ("stop", "length")
     assert full.id.startswith("chatcmpl-") and full.model == ids[which]
+    assert full.usage.completion_tokens > 0 and full.usage.prompt_tokens > 0
+    assert full.usage.total_tokens == full.usage.prompt_tokens + full.usage.completion_tokens
     streamed = "".join(
         chunk.choices[0].delta.content or ""
-        for chunk in scripted_client.chat.completions.create(**kwargs, stream=True)
+        for chunk in any_client.chat.completions.create(**kwargs, stream=True)
         if chunk.choices
     )
     assert streamed == choice.message.content
@@ -106,18 +108,18 @@ def test_wsd_object_when_the_answer_ends_inside_the_draft(scripted_client, ids):
 
 
 @pytest.mark.parametrize("include_usage", [False, True])
-def test_stream_framing(scripted_server, ids, include_usage):
-    body = {"model": ids["wsd"], "messages": Q, "max_tokens": 30}
+def test_stream_framing(any_server, ids, include_usage):
+    body = {"model": ids["wsd"], "messages": Q, "max_tokens": 30, "temperature": 0}
     if include_usage:
         body["stream_options"] = {"include_usage": True}
-    events = stream(scripted_server, body)
+    events = stream(any_server, body)
     assert events[-1] == "[DONE]" and "[DONE]" not in events[:-1]
     chunks = events[:-1]
     assert len({c["id"] for c in chunks}) == 1 and len({c["created"] for c in chunks}) == 1
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     if include_usage:
         usage_chunk = chunks.pop()
-        assert usage_chunk["choices"] == [] and usage_chunk["usage"]["completion_tokens"] == 30
+        assert usage_chunk["choices"] == [] and 0 < usage_chunk["usage"]["completion_tokens"] <= 30
         assert all(c["usage"] is None for c in chunks)
     else:
         assert all("usage" not in c for c in chunks)
@@ -125,8 +127,8 @@ def test_stream_framing(scripted_server, ids, include_usage):
     assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
     assert all(set(c["choices"][0]["delta"]) == {"content"} for c in chunks[1:-1])
     last = chunks[-1]["choices"][0]
-    assert last["finish_reason"] == "length" and last["delta"] == {}
-    assert last["wsd"]["prefix_chars"] > 0
+    assert last["finish_reason"] in ("stop", "length") and last["delta"] == {}
+    assert 0 < last["wsd"]["prefix_chars"] <= len(streamed_text(chunks))
 
 
 @pytest.mark.parametrize("which", ["wsd", "base"])
@@ -165,19 +167,19 @@ def test_wsd_usage_counts_base_tokens(scripted_client, scripted_engines, ids):
 
 @pytest.mark.parametrize("which", ["wsd", "base"])
 @pytest.mark.parametrize("streamed", [False, True])
-def test_logprobs_cover_the_answer(scripted_server, ids, which, streamed):
+def test_logprobs_cover_the_answer(any_server, ids, which, streamed):
     body = {
         "model": ids[which], "messages": Q, "max_tokens": 8, "temperature": 0,
         "logprobs": True, "top_logprobs": 2,
     }  # fmt: skip
     if streamed:
-        chunks = stream(scripted_server, body)[:-1]
+        chunks = stream(any_server, body)[:-1]
         text = streamed_text(chunks)
         entries = [e for c in chunks if c["choices"][0]["logprobs"]
                    for e in c["choices"][0]["logprobs"]["content"]]  # fmt: skip
     else:
         response = httpx.post(
-            f"{scripted_server.base_url}/v1/chat/completions", json=body, timeout=30
+            f"{any_server.base_url}/v1/chat/completions", json=body, timeout=120
         ).json()
         text = response["choices"][0]["message"]["content"]
         entries = response["choices"][0]["logprobs"]["content"]
@@ -185,6 +187,8 @@ def test_logprobs_cover_the_answer(scripted_server, ids, which, streamed):
     for entry in entries:
         assert entry["logprob"] <= 0 and bytes(entry["bytes"]).decode() == entry["token"]
         assert 1 <= len(entry["top_logprobs"]) <= 2
+        ranked = [top["logprob"] for top in entry["top_logprobs"]]
+        assert ranked == sorted(ranked, reverse=True)
 
 
 def test_stop_string_applies_across_the_pilot_to_base_seam(scripted_client, ids):

@@ -1,0 +1,68 @@
+"""The install and image files agree with the code: what they copy, install and run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ["wsd_engine", "server", "benchmarks", "wsd_cli.py"]
+
+
+def dockerfile_targets() -> dict[str, str]:
+    text = (ROOT / "Dockerfile").read_text()
+    parts = re.split(r"^FROM .* AS (\w+)$", text, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+@pytest.mark.parametrize("target", ["cpu", "gpu"])
+def test_images_copy_every_source_the_wsd_command_needs(target):
+    copied = " ".join(
+        line for line in dockerfile_targets()[target].splitlines() if line.startswith("COPY ")
+    )
+    for source in SOURCES:
+        assert re.search(rf"\b{re.escape(source)}\b", copied), (target, source)
+
+
+def test_cpu_image_installs_torch_from_pytorchs_cpu_index():
+    cpu = dockerfile_targets()["cpu"]
+    assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in cpu
+    assert '--extra-index-url "$TORCH_INDEX"' in cpu
+
+
+def test_the_console_script_and_packages_are_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["wsd"] == "wsd_cli:main"
+    assert project["tool"]["setuptools"]["py-modules"] == ["wsd_cli"]
+    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {"wsd_engine*", "server*", "benchmarks*"} <= set(packages)
+
+
+def test_server_does_not_import_the_benchmarks_or_the_cli():
+    for path in (ROOT / "server").rglob("*.py"):
+        text = path.read_text()
+        assert "benchmarks" not in text and "wsd_cli" not in text, path
+    for path in (ROOT / "wsd_engine").rglob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"^\s*(from|import) (fastapi|server|benchmarks)\b", text, re.M), path
+
+
+def test_ci_runs_the_readmes_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test    # install (first time)" in readme
+    assert (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == "make test"
+
+
+def test_nothing_refers_to_a_design_file_outside_the_repository():
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    texts = [ROOT / name for name in listed if not name.endswith((".png", ".json"))]
+    assert len(texts) > 50
+    for path in texts:
+        if path != Path(__file__) and path.is_file():
+            assert "DESIGN.md" not in path.read_text(errors="ignore"), path
