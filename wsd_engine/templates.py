@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import jinja2
+
 from wsd_engine.config import PromptTemplate
 
 
@@ -90,7 +92,7 @@ def render_prompt(
         chat = [{"role": m.role.value, "content": m.content} for m in messages]
         try:
             text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-        except Exception as exc:  # jinja raises template-defined errors (e.g. role order)
+        except jinja2.TemplateError as exc:  # raised by the template itself (e.g. role order)
             raise TemplateError(f"chat template rejected the messages: {exc}") from exc
         stop = CHAT_STOP_STRINGS
     token_ids = _with_bos(tokenizer, tokenizer.encode(text, add_special_tokens=False))

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 
 from wsd_engine.config import PromptTemplate
@@ -74,3 +76,12 @@ def test_chat_template_missing_is_a_clear_error(base_tokenizer):
 def test_empty_messages_rejected(pilot_tokenizer):
     with pytest.raises(TemplateError, match="empty"):
         render_prompt(pilot_tokenizer, [], PromptTemplate.CHAT)
+
+
+def test_a_template_that_refuses_the_messages_is_a_template_error():
+    from tests.fakes.tiny_tokenizers import tiny_pilot_tokenizer
+
+    tokenizer = copy.copy(tiny_pilot_tokenizer())
+    tokenizer.chat_template = "{{ raise_exception('Conversation roles must alternate') }}"
+    with pytest.raises(TemplateError, match="roles must alternate"):
+        render_prompt(tokenizer, [Message(U, "Hi")], PromptTemplate.CHAT)

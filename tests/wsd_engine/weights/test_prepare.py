@@ -51,17 +51,29 @@ def test_cached_models_return_without_converting(model_paths, monkeypatch):
         assert (path / "config.json").is_file()
 
 
-def test_corrupted_gguf_gives_checksum_error_and_no_output(tmp_path):
-    original = SMOLLM2.parts[0].locate()
+def file_spec(path: Path):
+    """SMOLLM2's spec with its one part read from `path`."""
+    part = FilePart(SMOLLM2.parts[0].distribution, SMOLLM2.parts[0].version, "", path)
+    return replace(SMOLLM2, parts=(part,))
+
+
+@pytest.mark.slow
+def test_a_flipped_byte_in_the_real_gguf_gives_a_checksum_error(tmp_path):
     corrupted = tmp_path / "corrupted.gguf"
-    shutil.copyfile(original, corrupted)
+    shutil.copyfile(SMOLLM2.parts[0].locate(), corrupted)
     with corrupted.open("r+b") as handle:
         handle.seek(1_000_000)
         byte = handle.read(1)
         handle.seek(1_000_000)
         handle.write(bytes([byte[0] ^ 0xFF]))
-    part = FilePart(SMOLLM2.parts[0].distribution, SMOLLM2.parts[0].version, "", corrupted)
-    spec = replace(SMOLLM2, parts=(part,))
+    with pytest.raises(ChecksumMismatch, match="expected b179c952"):
+        prepare_model(file_spec(corrupted), tmp_path / "cache")
+
+
+def test_wrong_bytes_give_a_checksum_error_and_no_output(tmp_path):
+    wrong = tmp_path / "wrong.gguf"
+    wrong.write_bytes(b"GGUF" + bytes(range(256)) * 64)
+    spec = file_spec(wrong)
     root = tmp_path / "cache"
     with pytest.raises(ChecksumMismatch, match="expected b179c952"):
         prepare_model(spec, root)
@@ -90,10 +102,17 @@ def test_disk_full_leaves_nothing_behind(tmp_path, monkeypatch):
         (out_dir / "model.safetensors").write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    def assemble_without_checking(spec, sources, out):
+        shutil.copyfile(sources[0], out)
+        return out
+
+    source = tmp_path / "model.gguf"
+    source.write_bytes(b"GGUF")
+    monkeypatch.setattr(prepare_module, "_assemble_and_verify", assemble_without_checking)
     monkeypatch.setattr(prepare_module, "_convert_gguf_to_hf", fill_disk)
     root = tmp_path / "cache"
     with pytest.raises(DiskFull, match="disk full"):
-        prepare_model(SMOLLM2, root)
+        prepare_model(file_spec(source), root)
     assert leftovers(root) == []
 
 
