@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.tiny_tokenizers import BYTE_TOKENS, tiny_base_tokenizer, tiny_pilot_tokenizer
@@ -40,9 +40,12 @@ def test_decode_of_encode_gives_the_text_back(tokenizer, text):
 @HYPOTHESIS
 @given(text=st.text(st.characters(codec="utf-8", exclude_characters="\u2581"), max_size=40))
 def test_any_text_round_trips(text):
-    # "▁" is Gemma's space marker: it decodes to a space in the real tokenizer too
+    # "▁" is Gemma's space marker: it decodes to a space in the real tokenizer too; special
+    # tokens written out in the text are parsed as themselves and skipped on decode, as in
+    # the real tokenizers
     for make in TINY.values():
         tokenizer = make()
+        assume(not any(special in text for special in tokenizer.all_special_tokens))
         ids = tokenizer.encode(text, add_special_tokens=False)
         assert tokenizer.decode(ids, skip_special_tokens=True) == text
 
