@@ -109,15 +109,13 @@ class WSDRequest:
         return replace(self, request_id=f"{self.request_id}-{index}", seed=seed)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class WSDInfo:
     """Where and when an answer switched from the pilot's draft to the base model.
 
     The response's `wsd` object is this dataclass, field for field.
     """
 
-    threshold: Annotated[float, Field(description="The threshold the request ran with.")]
-    window: Annotated[int, Field(description="The window the request ran with.")]
     accept_index: Annotated[
         int | None,
         Field(description="Last draft token kept, in base tokens (null: no switch happened)."),
@@ -149,6 +147,8 @@ class WSDInfo:
     switch_latency_s: Annotated[
         float | None, Field(description="Switch decision to the first base-model token.")
     ] = None
+    threshold: Annotated[float, Field(description="The threshold the request ran with.")]
+    window: Annotated[int, Field(description="The window the request ran with.")]
 
 
 @dataclass
