@@ -43,18 +43,6 @@ def test_text_parts_system_prompt_multi_turn_and_unknown_fields(client, ids):
     assert response.choices[0].message.content
 
 
-def test_max_tokens_gives_length(client, ids):
-    response = client.chat.completions.create(
-        model=ids["wsd"], messages=QUESTION, max_tokens=3, temperature=0
-    )
-    assert response.choices[0].finish_reason == "length"
-    assert response.usage.completion_tokens == 3
-    # the answer ended inside the draft: no switch, and the wsd object says so with nulls
-    wsd = response.model_extra["wsd"]
-    assert wsd["reason"] is None and wsd["accept_index"] is None and wsd["prefix_tokens"] == 3
-    assert response.choices[0].logprobs is None
-
-
 def test_stop_string_cuts_the_answer(client, ids):
     full = (
         client.chat.completions.create(
