@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import tomllib
 from pathlib import Path
 
@@ -55,14 +54,3 @@ def test_ci_runs_the_readmes_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test    # install (first time)" in readme
     assert (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == "make test"
-
-
-def test_nothing_refers_to_a_design_file_outside_the_repository():
-    listed = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    texts = [ROOT / name for name in listed if not name.endswith((".png", ".json"))]
-    assert len(texts) > 50
-    for path in texts:
-        if path != Path(__file__) and path.is_file():
-            assert "DESIGN.md" not in path.read_text(errors="ignore"), path
