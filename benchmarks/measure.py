@@ -66,8 +66,10 @@ class Sample:
     gaps_s: list[float] = field(default_factory=list)
     accept_index: int | None = None
     wasted: int | None = None
-    switch_latency_s: float | None = None
-    switch_stall_s: float | None = None
+    switch_latency_s: float | None = None  # client clock: gaps into the first two base chunks
+    handoff_s: float | None = None  # the server's: decision to the first base token
+    decision_lag_s: float | None = None  # the server's
+    draft_lag_s: float | None = None  # the server's, p50 of the request
 
 
 @dataclass
@@ -88,7 +90,11 @@ class ModeResult:
     mean_accept_index: float | None = None
     mean_pilot_wasted: float | None = None
     switch_latency_p50_s: float | None = None
-    switch_stall_p50_s: float | None = None
+    switch_latency_p90_s: float | None = None
+    handoff_p50_s: float | None = None
+    decision_lag_p50_s: float | None = None
+    draft_lag_p50_s: float | None = None
+    max_stream_gap_p50_s: float | None = None
     main_process_cpu_s: float | None = None
     # wsd: (accept index or None, output tokens) of every request, for the engine floor
     switches: list[tuple[int | None, int]] | None = None
@@ -108,7 +114,12 @@ def aggregate(mode: str, concurrency: int, samples: list[Sample], wall_s: float)
     accepts = [s.accept_index for s in samples if s.accept_index is not None]
     wasted = [s.wasted for s in samples if s.wasted is not None]
     latencies = [s.switch_latency_s for s in samples if s.switch_latency_s is not None]
-    stalls = [s.switch_stall_s for s in samples if s.switch_stall_s is not None]
+
+    def p50(attr: str) -> float | None:
+        values = [getattr(s, attr) for s in samples if getattr(s, attr) is not None]
+        return _round(_quantile(values, 0.5))
+
+    max_gaps = [max(s.gaps_s) for s in samples if s.gaps_s]
     e2e = [s.e2e_s for s in samples]
     return ModeResult(
         mode=mode,
@@ -125,7 +136,11 @@ def aggregate(mode: str, concurrency: int, samples: list[Sample], wall_s: float)
         mean_accept_index=round(statistics.mean(accepts), 1) if accepts else None,
         mean_pilot_wasted=round(statistics.mean(wasted), 1) if wasted else None,
         switch_latency_p50_s=_round(_quantile(latencies, 0.5)),
-        switch_stall_p50_s=_round(_quantile(stalls, 0.5)),
+        switch_latency_p90_s=_round(_quantile(latencies, 0.9)),
+        handoff_p50_s=p50("handoff_s"),
+        decision_lag_p50_s=p50("decision_lag_s"),
+        draft_lag_p50_s=p50("draft_lag_s"),
+        max_stream_gap_p50_s=_round(_quantile(max_gaps, 0.5)),
         switches=[(s.accept_index, s.output_tokens) for s in samples] if mode == "wsd" else None,
     )
 
@@ -179,14 +194,17 @@ async def stream_chat(client: httpx.AsyncClient, url: str, body: dict[str, Any])
     if wsd:
         sample.accept_index = wsd.get("accept_index")
         sample.wasted = wsd.get("pilot_tokens_wasted")
-        sample.switch_latency_s = wsd.get("switch_latency_s")
-        sample.switch_stall_s = switch_stall(arrivals, wsd.get("prefix_chars"))
+        sample.switch_latency_s = switch_latency(arrivals, wsd.get("prefix_chars"))
+        sample.handoff_s = wsd.get("handoff_s")
+        sample.decision_lag_s = wsd.get("decision_lag_s")
+        sample.draft_lag_s = wsd.get("draft_lag_s")
     return sample
 
 
-def switch_stall(arrivals: list[tuple[float, int]], prefix_chars: int | None) -> float | None:
-    """The longest pause a reader sees around the switch: the gaps into the first and the
-    second chunk of base text (the handoff itself may be hidden in either)."""
+def switch_latency(arrivals: list[tuple[float, int]], prefix_chars: int | None) -> float | None:
+    """The pause a reader sees at the switch: the longer of the gaps into the first and the
+    second chunk of base text (the first base token may come at once from the scoring pass
+    that decided the switch; the second waits for the base engine)."""
     if prefix_chars is None:
         return None
     first_base = next((i for i, (_, chars) in enumerate(arrivals) if chars > prefix_chars), None)

@@ -24,6 +24,7 @@ def ratios(results: list[ModeResult]) -> dict[str, float | None]:
     def div(a: float | None, b: float | None) -> float | None:
         return None if a is None or not b else round(a / b, 3)
 
+    levels = sorted({r.concurrency for r in results})
     c1 = min(r.concurrency for r in results)
     cmax = max(r.concurrency for r in results)
     wsd = by.get(("wsd", c1))
@@ -47,12 +48,19 @@ def ratios(results: list[ModeResult]) -> dict[str, float | None]:
             get("wsd", c1, "ttft_p50_s"), get("pilot", c1, "ttft_p50_s")
         ),
         "wsd_ttft_over_base_ttft": div(get("wsd", c1, "ttft_p50_s"), get("base", c1, "ttft_p50_s")),
-        "handoff_over_base_itl": div(
-            get("wsd", c1, "switch_latency_p50_s"), get("base", c1, "itl_p50_s")
-        ),
-        "switch_stall_over_base_itl": div(
-            get("wsd", c1, "switch_stall_p50_s"), get("base", c1, "itl_p50_s")
-        ),
+        **{
+            f"switch_latency_over_base_itl_c{c}": div(
+                get("wsd", c, "switch_latency_p50_s"), get("base", c, "itl_p50_s")
+            )
+            for c in levels
+        },
+        **{
+            f"max_stream_gap_over_base_c{c}": div(
+                get("wsd", c, "max_stream_gap_p50_s"), get("base", c, "max_stream_gap_p50_s")
+            )
+            for c in levels
+        },
+        "handoff_over_base_itl": div(get("wsd", c1, "handoff_p50_s"), get("base", c1, "itl_p50_s")),
         f"wsd_tok_s_over_peer_tok_s_at_c{cmax}": div(
             get("wsd", cmax, "output_tok_s"), get("peer", cmax, "output_tok_s")
         ),
@@ -75,8 +83,10 @@ def write_report(results: list[ModeResult], settings: Settings) -> Path:
         f"Date {stamp}; machine: {machine}; max_tokens {settings.max_tokens}; greedy; "
         f"draft_max_tokens {draft}. Times in seconds.",
         "",
+        *_switch_table(results),
+        "",
         "| mode | conc | requests | ttft p50 | ttft p90 | itl p50 | e2e p50 | e2e p90 "
-        "| out tok/s | req/s | accept | wasted | handoff p50 | switch stall p50 |",
+        "| out tok/s | req/s | accept | wasted | handoff p50 | switch latency p50 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -84,7 +94,7 @@ def write_report(results: list[ModeResult], settings: Settings) -> Path:
             f"| {r.mode} | {r.concurrency} | {r.requests} | {r.ttft_p50_s} | {r.ttft_p90_s} | "
             f"{r.itl_p50_s} | {r.e2e_p50_s} | {r.e2e_p90_s} | {r.output_tok_s} | {r.req_s} | "
             f"{_blank(r.mean_accept_index)} | {_blank(r.mean_pilot_wasted)} | "
-            f"{_blank(r.switch_latency_p50_s)} | {_blank(r.switch_stall_p50_s)} |"
+            f"{_blank(r.handoff_p50_s)} | {_blank(r.switch_latency_p50_s)} |"
         )
     lines += ["", "| ratio | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in summary.items()]
@@ -92,6 +102,33 @@ def write_report(results: list[ModeResult], settings: Settings) -> Path:
     markdown.write_text("\n".join(lines) + "\n")
     _plot(results, out_dir / f"{settings.label}.png")
     return markdown
+
+
+def _switch_table(results: list[ModeResult]) -> list[str]:
+    """What a reader of a `wsd` stream sees at the switch, per concurrency, against the base
+    model alone in the same run."""
+    by = {(r.mode, r.concurrency): r for r in results}
+    lines = [
+        "| c | switch latency p50 | p90 | base ITL p50 | switch / base ITL | decision lag p50 "
+        "| draft lag p50 | max stream gap p50: wsd | base | wsd / base |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in sorted({r.concurrency for r in results if r.mode == "wsd"}):
+        wsd, base = by[("wsd", c)], by.get(("base", c))
+        base_itl = base.itl_p50_s if base else None
+        base_gap = base.max_stream_gap_p50_s if base else None
+        lines.append(
+            f"| {c} | {_blank(wsd.switch_latency_p50_s)} | {_blank(wsd.switch_latency_p90_s)} "
+            f"| {_blank(base_itl)} | {_blank(_ratio(wsd.switch_latency_p50_s, base_itl))} "
+            f"| {_blank(wsd.decision_lag_p50_s)} | {_blank(wsd.draft_lag_p50_s)} "
+            f"| {_blank(wsd.max_stream_gap_p50_s)} | {_blank(base_gap)} "
+            f"| {_blank(_ratio(wsd.max_stream_gap_p50_s, base_gap))} |"
+        )
+    return lines
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else round(a / b, 2)
 
 
 def _blank(value: float | None) -> str:

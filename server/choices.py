@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.metrics import WSDMetrics
 from server.protocol import TokenLogprobEntry, TopLogprob
 from server.registry import EngineModel
 from wsd_engine.config import Role
@@ -21,7 +20,9 @@ class ChoicePiece:
 
     index: int
     text: str
+    source: Role
     logprobs: list[TokenLogprobEntry] | None = None
+    pilot_times: tuple[float, ...] = ()  # WSD: when the pilot produced the draft tokens sent
 
 
 @dataclass
@@ -81,7 +82,7 @@ async def engine_choice(
         if num_top_logprobs is not None and delta.logprobs:
             entries = logprob_entries(engine.tokenizer, delta.logprobs, num_top_logprobs)
         if delta.text or entries:
-            yield ChoicePiece(index=index, text=delta.text, logprobs=entries)
+            yield ChoicePiece(index=index, text=delta.text, source=model.role, logprobs=entries)
         if delta.finish_reason is not None:
             finish = delta.finish_reason
     yield ChoiceEnd(
@@ -108,7 +109,9 @@ async def wsd_choice(
     """
     async for item in orchestrator.run(prepared):
         if isinstance(item, TextDelta):
-            yield ChoicePiece(index=index, text=item.text)
+            yield ChoicePiece(
+                index=index, text=item.text, source=item.source, pilot_times=item.pilot_times
+            )
             continue
         entries = None
         if num_top_logprobs is not None:
@@ -123,25 +126,3 @@ async def wsd_choice(
             logprobs=entries,
             tokens_by_role=item.tokens_by_role(),
         )
-
-
-async def observe_choice(
-    stream: AsyncIterator[ChoiceEvent], metrics: WSDMetrics, model_name: str
-) -> AsyncIterator[ChoiceEvent]:
-    """Pass a choice's events through, recording its timings and counts."""
-    timer = metrics.track(model_name)
-    finish = None
-    try:
-        async for event in stream:
-            if isinstance(event, ChoicePiece):
-                if event.text:
-                    timer.piece()
-            else:
-                finish = event.finish_reason.value
-                for role, (prompt, generated) in event.tokens_by_role.items():
-                    metrics.count_tokens(model_name, role, prompt, generated)
-                if event.wsd is not None:
-                    metrics.record_switch(model_name, event.wsd)
-            yield event
-    finally:
-        timer.done(finish)

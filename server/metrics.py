@@ -7,13 +7,17 @@ we do not rely on its metrics and export what operators need ourselves.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from server import __version__
 from wsd_engine.config import AppConfig, Role
 from wsd_engine.request import WSDInfo
+from wsd_engine.timeline import StreamTimeline
+
+if TYPE_CHECKING:
+    from server.choices import ChoiceEnd, ChoicePiece
 
 # From milliseconds to minutes: the same dashboard reads well on CPU and on GPU.
 LATENCY_BUCKETS_S = (
@@ -32,7 +36,37 @@ class WSDMetrics:
         model = ["model_name"]
         self.switch_latency = Histogram(
             "wsd_switch_latency_seconds",
-            "Switch decision to the first base-model token (the handoff).",
+            "The stream's stall at the handoff, per WSD answer: the longer of the gaps into the "
+            "first and into the second chunk of base-model text, measured where the chunks are "
+            "sent.",
+            model, buckets=LATENCY_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.decision_lag = Histogram(
+            "wsd_switch_decision_lag_seconds",
+            "From the pilot producing the last token of the window that passed to the switch "
+            "decision.",
+            model, buckets=LATENCY_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.handoff = Histogram(
+            "wsd_switch_handoff_seconds",
+            "From the switch decision to the first base-model token being available.",
+            model, buckets=LATENCY_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.draft_lag = Histogram(
+            "wsd_draft_lag_seconds",
+            "Per WSD answer, the median time from the pilot producing a draft token to its "
+            "text being sent (the price of checking before sending).",
+            model, buckets=LATENCY_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.max_stream_gap = Histogram(
+            "wsd_max_stream_gap_seconds",
+            "Per answer, the longest gap between two consecutive chunks of answer text.",
+            model, buckets=LATENCY_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.continuation_itl = Histogram(
+            "wsd_continuation_inter_token_latency_seconds",
+            "Gaps between consecutive chunks of base-model text in WSD answers after the "
+            "handoff's two: the base model's pace inside WSD.",
             model, buckets=LATENCY_BUCKETS_S, registry=r,
         )  # fmt: skip
         self.time_to_switch = Histogram(
@@ -59,7 +93,8 @@ class WSDMetrics:
             model, buckets=LATENCY_BUCKETS_S, registry=r,
         )  # fmt: skip
         self.itl = Histogram(
-            "wsd_inter_token_latency_seconds", "Time between streamed answer pieces.",
+            "wsd_inter_token_latency_seconds",
+            "Gaps between consecutive chunks of answer text, measured where they are sent.",
             model, buckets=LATENCY_BUCKETS_S, registry=r,
         )  # fmt: skip
         self.e2e = Histogram(
@@ -112,40 +147,66 @@ class WSDMetrics:
         self.wasted.labels(model_name).observe(info.pilot_tokens_wasted)
         if info.time_to_switch_s is not None:
             self.time_to_switch.labels(model_name).observe(info.time_to_switch_s)
-        if info.switch_latency_s is not None:
-            self.switch_latency.labels(model_name).observe(info.switch_latency_s)
+        for histogram, value in (
+            (self.switch_latency, info.switch_latency_s),
+            (self.decision_lag, info.decision_lag_s),
+            (self.handoff, info.handoff_s),
+            (self.draft_lag, info.draft_lag_s),
+        ):
+            if value is not None:
+                histogram.labels(model_name).observe(value)
 
     def count_error(self, model_name: str, status: int) -> None:
         """A failed request, by the model it named and its HTTP status."""
         self.errors.labels(model_name, str(status)).inc()
 
-    def track(self, model_name: str) -> RequestTimer:
+    def track(self, model_name: str) -> ChoiceTimer:
         """Start timing one choice of one request."""
         self.waiting.labels(model_name).inc()
-        return RequestTimer(self, model_name)
+        return ChoiceTimer(self, model_name)
 
 
-@dataclass
-class RequestTimer:
-    """Timings of one choice, observed into the metrics as they happen."""
+class ChoiceTimer:
+    """One choice's timings, taken when its chunks are sent, and its end into the metrics."""
 
-    metrics: WSDMetrics
-    model_name: str
-    started: float = field(default_factory=time.monotonic)
-    last_piece: float | None = None
-    is_done: bool = False
+    def __init__(self, metrics: WSDMetrics, model_name: str) -> None:
+        self.metrics = metrics
+        self.model_name = model_name
+        self.timeline = StreamTimeline(time.monotonic())
+        self.is_done = False
 
-    def piece(self) -> None:
-        """An answer piece was produced."""
+    def sent(self, piece: ChoicePiece) -> None:
+        """A chunk with the piece's text has just been sent."""
+        if not piece.text:
+            return
+        timeline = self.timeline
         now = time.monotonic()
-        m = self.metrics
-        if self.last_piece is None:
-            m.ttft.labels(self.model_name).observe(now - self.started)
-            m.waiting.labels(self.model_name).dec()
-            m.running.labels(self.model_name).inc()
+        m, name = self.metrics, self.model_name
+        if timeline.last_sent is None:
+            m.ttft.labels(name).observe(now - timeline.started)
+            m.waiting.labels(name).dec()
+            m.running.labels(name).inc()
         else:
-            m.itl.labels(self.model_name).observe(now - self.last_piece)
-        self.last_piece = now
+            m.itl.labels(name).observe(now - timeline.last_sent)
+        timeline.sent(piece.text, piece.source, now, piece.pilot_times)
+
+    def end(self, end: ChoiceEnd) -> None:
+        """The choice is complete: its `wsd` object takes the timings as sent, and every
+        per-choice metric is recorded."""
+        m, name = self.metrics, self.model_name
+        timeline = self.timeline
+        for role, (prompt, generated) in end.tokens_by_role.items():
+            m.count_tokens(name, role, prompt, generated)
+        if timeline.max_gap_s is not None:
+            m.max_stream_gap.labels(name).observe(timeline.max_gap_s)
+        if end.wsd is not None:
+            end.wsd.switch_latency_s = timeline.switch_latency_s
+            end.wsd.draft_lag_s = timeline.draft_lag_p50_s
+            end.wsd.max_stream_gap_s = timeline.max_gap_s
+            m.record_switch(name, end.wsd)
+            for gap in timeline.base_pace:
+                m.continuation_itl.labels(name).observe(gap)
+        self.done(end.finish_reason.value)
 
     def done(self, finish_reason: str | None) -> None:
         """The choice ended (finish_reason None: it failed or was cancelled)."""
@@ -153,8 +214,8 @@ class RequestTimer:
             return
         self.is_done = True
         m = self.metrics
-        gauge = m.waiting if self.last_piece is None else m.running
+        gauge = m.waiting if self.timeline.last_sent is None else m.running
         gauge.labels(self.model_name).dec()
         if finish_reason is not None:
-            m.e2e.labels(self.model_name).observe(time.monotonic() - self.started)
+            m.e2e.labels(self.model_name).observe(time.monotonic() - self.timeline.started)
             m.finished.labels(self.model_name, finish_reason).inc()

@@ -9,7 +9,8 @@ followed by `data: [DONE]`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
 
@@ -17,9 +18,9 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
-from server.choices import ChoiceEnd, ChoiceEvent, ChoicePiece, observe_choice
+from server.choices import ChoiceEnd, ChoiceEvent, ChoicePiece
 from server.errors import to_openai_error
-from server.metrics import WSDMetrics
+from server.metrics import ChoiceTimer, WSDMetrics
 from server.protocol import SamplingRequest, TokenLogprobEntry, Usage, new_id, now
 from server.registry import ModelRegistry
 from server.sse import SSE_DONE, merge, sse, sse_error, to_json
@@ -65,17 +66,25 @@ class OpenAIServing(ABC, Generic[RequestT]):
         """Validate, then answer with one JSON response or an event stream."""
         request.state.model_name = body.model
         header = ResponseHeader(new_id(self.id_prefix), now(), body.model)
-        choices = [
-            observe_choice(choice, self.metrics, body.model)
-            for choice in self.choices(body, header.id)
-        ]
+        choices = self.choices(body, header.id)
         if body.stream:
             return StreamingResponse(
                 self._stream(body, header, choices), media_type="text/event-stream"
             )
-        completed = await _collect(choices)
+        with self._timers(body.model, len(choices)) as timers:
+            completed = await _collect(choices, timers)
         usage = _usage([choice.end for choice in completed])
         return JSONResponse(to_json(self.response(body, header, completed, usage), ("wsd",)))
+
+    @contextmanager
+    def _timers(self, model_name: str, num_choices: int) -> Iterator[list[ChoiceTimer]]:
+        """One timer per choice; a choice that did not end counts as failed or cancelled."""
+        timers = [self.metrics.track(model_name) for _ in range(num_choices)]
+        try:
+            yield timers
+        finally:
+            for timer in timers:
+                timer.done(None)
 
     @abstractmethod
     def choices(self, body: RequestT, request_id: str) -> list[AsyncIterator[ChoiceEvent]]:
@@ -111,32 +120,42 @@ class OpenAIServing(ABC, Generic[RequestT]):
         for chunk in self.opening_chunks(body, header):
             yield sse(chunk, drop)
         ends: list[ChoiceEnd] = []
-        try:
-            async for event in merge(choices):
-                if isinstance(event, ChoiceEnd):
-                    ends.append(event)
-                for chunk in self.chunks(body, header, event):
-                    yield sse(chunk, drop)
-        except Exception as exc:  # the response has started: report in-band
-            error = to_openai_error(exc)
-            self.metrics.count_error(body.model, int(error.status))
-            yield sse_error(error)
-            yield SSE_DONE
-            return
+        with self._timers(body.model, len(choices)) as timers:
+            try:
+                async for event in merge(choices):
+                    timer = timers[event.index]
+                    if isinstance(event, ChoiceEnd):
+                        ends.append(event)
+                        timer.end(event)
+                    for chunk in self.chunks(body, header, event):
+                        yield sse(chunk, drop)
+                    if isinstance(event, ChoicePiece):
+                        timer.sent(event)  # the bytes are with the server now
+            except Exception as exc:  # the response has started: report in-band
+                error = to_openai_error(exc)
+                self.metrics.count_error(body.model, int(error.status))
+                yield sse_error(error)
+                yield SSE_DONE
+                return
         if body.include_usage:
             yield sse(self.usage_chunk(header, _usage(ends)))
         yield SSE_DONE
 
 
-async def _collect(choices: list[AsyncIterator[ChoiceEvent]]) -> list[CompletedChoice]:
+async def _collect(
+    choices: list[AsyncIterator[ChoiceEvent]], timers: list[ChoiceTimer]
+) -> list[CompletedChoice]:
+    """Run the choices to their ends; each piece counts as sent when it arrives."""
     collecting = [_Collecting() for _ in choices]
     async for event in merge(choices):
         choice = collecting[event.index]
         choice.logprobs += event.logprobs or []
         if isinstance(event, ChoicePiece):
             choice.text += event.text
+            timers[event.index].sent(event)
         else:
             choice.end = event
+            timers[event.index].end(event)
     completed = []
     for choice in collecting:
         if choice.end is None:

@@ -30,8 +30,9 @@ from wsd_engine.engines.protocol import (
     TokenLogprob,
 )
 from wsd_engine.request import TextDelta, WSDInfo, WSDOutcome, WSDRequest, completion_budget
-from wsd_engine.switch_rule import ContinuationPlan, plan_continuation
+from wsd_engine.switch_rule import ContinuationPlan, SwitchReason, plan_continuation
 from wsd_engine.templates import RenderedPrompt, render_prompt
+from wsd_engine.timeline import StreamTimeline
 from wsd_engine.tokenization import DraftTokenizer
 
 logger = logging.getLogger(__name__)
@@ -141,32 +142,54 @@ class _WSDRun:
         self.pilot_task: asyncio.Task[None] | None = None
         self.pilot_finish: FinishReason | None = None
         self.base_finish: FinishReason | None = None
-        self.pilot_progress: list[tuple[int, int]] = []  # (pilot tokens, draft chars)
+        # (pilot tokens, draft chars, when) after each pilot delta
+        self.pilot_progress: list[tuple[int, int, float]] = []
+        self.num_pilot_deltas_sent = 0
         self.started = time.monotonic()
+        self.decided_at: float | None = None
+        self.timeline = StreamTimeline(self.started)
+        self.finish = FinishReason.LENGTH
+        self.base_started = False
 
     async def execute(self) -> AsyncIterator[TextDelta | WSDOutcome]:
+        """The answer's text as it is sent (timed here), then the outcome."""
+        async for delta in self._answer():
+            self.timeline.sent(delta.text, delta.source, time.monotonic(), delta.pilot_times)
+            yield delta
+        yield self._outcome()
+
+    async def _answer(self) -> AsyncIterator[TextDelta]:
         async for delta in self._draft_and_check():
             yield delta
         if not self._switch_is_decided():
             # The answer ended inside the draft (max_tokens or a stop string): no switch.
             self._stop_background()
-            for item in self._close(FinishReason.LENGTH):
-                yield item
-            return
+            self.finish = FinishReason.LENGTH
+        else:
+            async for delta in self._switch_and_continue():
+                yield delta
+        # release held-back text; a stop string overrides the finish reason
+        piece = self.answer.finish()
+        if piece:
+            yield self._text(piece, Role.BASE if self.base_started else Role.PILOT)
+        if self.answer.is_stopped:
+            self.finish = FinishReason.STOP
+
+    async def _switch_and_continue(self) -> AsyncIterator[TextDelta]:
         plan = self._switch()
         kept = self.answer.release_draft(plan.num_kept, is_final=True)
+        self._time_decision(plan)
         if kept:
-            yield self._text(kept)
-        finish = (
+            yield self._text(kept, Role.PILOT)
+        self.finish = (
             FinishReason.LENGTH if plan.num_kept >= self.prepared.max_tokens else FinishReason.STOP
         )
         if plan.base_budget and not self.answer.is_stopped:
             async for text in self._continue(plan):
+                self.base_started = True
                 if text:
-                    yield self._text(text)
-            finish = self.base_finish or FinishReason.LENGTH
-        for item in self._close(finish):
-            yield item
+                    yield self._text(text, Role.BASE)
+            self.finish = self.base_finish or FinishReason.LENGTH
 
     # -- phases 1 and 2: draft and check ---------------------------------------------------
 
@@ -179,7 +202,7 @@ class _WSDRun:
             self.checker.schedule(self.draft.stable_ids, self.draft.is_final)
             piece = self.answer.release_draft(self.checker.num_settled)
             if piece:
-                yield self._text(piece)
+                yield self._text(piece, Role.PILOT)
 
     def _absorb(self, event: _Event) -> None:
         if isinstance(event, EngineFailed):
@@ -193,7 +216,7 @@ class _WSDRun:
         if delta.is_finished:
             self.pilot_finish = delta.finish_reason
             self.draft.finish()
-        self.pilot_progress.append((self.info.pilot_tokens, len(self.draft.text)))
+        self.pilot_progress.append((self.info.pilot_tokens, len(self.draft.text), time.monotonic()))
         if not self.draft.is_final and len(self.draft.stable_ids) >= self.prepared.max_tokens:
             # The answer's max_tokens tokens are all drafted (stable tokens never change):
             # whatever the switch, no later pilot token can reach the answer.
@@ -209,7 +232,8 @@ class _WSDRun:
 
     def _switch(self) -> ContinuationPlan:
         """The handoff: stop drafting and checking, decide what the base model writes."""
-        self.info.time_to_switch_s = time.monotonic() - self.started
+        self.decided_at = time.monotonic()
+        self.info.time_to_switch_s = self.decided_at - self.started
         self._stop_background()
         plan = plan_continuation(
             num_draft_tokens=len(self.draft.stable_ids),
@@ -226,11 +250,24 @@ class _WSDRun:
         )  # fmt: skip
         return plan
 
+    def _time_decision(self, plan: ContinuationPlan) -> None:
+        """Decision lag: from the pilot producing t_a, the last token of the window that
+        passed, to the decision (the kept draft, t_0..t_a, is decoded by now)."""
+        if plan.reason is not SwitchReason.THRESHOLD or self.decided_at is None:
+            return
+        produced = self._pilot_time_of(len(self.answer.kept_draft_text))
+        if produced is not None:
+            self.info.decision_lag_s = max(0.0, self.decided_at - produced)
+
+    def _pilot_time_of(self, num_chars: int) -> float | None:
+        """When the pilot had produced the first `num_chars` characters of the draft."""
+        return next((when for _, chars, when in self.pilot_progress if chars >= num_chars), None)
+
     # -- phase 4: continue -------------------------------------------------------------------
 
     async def _continue(self, plan: ContinuationPlan) -> AsyncIterator[str]:
         """The base model writes the rest after t_0..t_a; yields the text that may be sent."""
-        switch_decided = time.monotonic()
+        switch_decided = self.decided_at or time.monotonic()
         prompt = [*self.prepared.base_prompt.token_ids, *self.draft.stable_ids[: plan.num_kept]]
         budget = plan.base_budget
         self.base_finish = FinishReason.LENGTH
@@ -239,7 +276,7 @@ class _WSDRun:
             # The scoring pass that decided the switch already computed the base's greedy
             # token after t_a: stream it now, the engine continues after it.
             token_id, text = first
-            self.info.switch_latency_s = time.monotonic() - switch_decided
+            self.info.handoff_s = time.monotonic() - switch_decided
             yield self.answer.add_base(text, 1)
             prompt.append(token_id)
             budget -= 1
@@ -255,8 +292,8 @@ class _WSDRun:
         stream = self.base.generate(prompt, settings, f"{self.request.request_id}-base")
         try:
             async for delta in stream:
-                if self.info.switch_latency_s is None and delta.token_ids:
-                    self.info.switch_latency_s = time.monotonic() - switch_decided
+                if self.info.handoff_s is None and delta.token_ids:
+                    self.info.handoff_s = time.monotonic() - switch_decided
                 self.base_finish = delta.finish_reason
                 yield self.answer.add_base(delta.text, len(delta.token_ids))
                 if self.answer.is_stopped:
@@ -278,27 +315,42 @@ class _WSDRun:
 
     # -- the end -------------------------------------------------------------------------------
 
-    def _text(self, piece: str) -> TextDelta:
+    def _text(self, piece: str, source: Role) -> TextDelta:
         if self.info.time_to_first_token_s is None:
             self.info.time_to_first_token_s = time.monotonic() - self.started
-        return TextDelta(piece)
+        return TextDelta(piece, source, self._pilot_times_sent())
 
-    def _close(self, finish: FinishReason) -> list[TextDelta | WSDOutcome]:
-        """Release held-back text, then the outcome (a stop string overrides `finish`)."""
-        piece = self.answer.finish()
-        items: list[TextDelta | WSDOutcome] = [self._text(piece)] if piece else []
-        items.append(self._outcome(FinishReason.STOP if self.answer.is_stopped else finish))
-        return items
+    def _pilot_times_sent(self) -> tuple[float, ...]:
+        """When the pilot produced the tokens whose text the answer now holds in full (one
+        entry per token), each reported once."""
+        if self.base_started:
+            return ()
+        sent_chars = len(self.answer.text)
+        first = self.num_pilot_deltas_sent
+        last = first
+        while last < len(self.pilot_progress) and self.pilot_progress[last][1] <= sent_chars:
+            last += 1
+        self.num_pilot_deltas_sent = last
+        times: list[float] = []
+        previous_tokens = self.pilot_progress[first - 1][0] if first else 0
+        for tokens, _, when in self.pilot_progress[first:last]:
+            times += [when] * (tokens - previous_tokens)
+            previous_tokens = tokens
+        return tuple(times)
 
-    def _outcome(self, finish: FinishReason) -> WSDOutcome:
+    def _outcome(self) -> WSDOutcome:
         info = self.info
+        timeline = self.timeline
+        info.switch_latency_s = timeline.switch_latency_s
+        info.draft_lag_s = timeline.draft_lag_p50_s
+        info.max_stream_gap_s = timeline.max_gap_s
         info.draft_tokens = len(self.draft.stable_ids)
         info.prefix_tokens = self.answer.num_draft_tokens
         info.prefix_chars = self.answer.prefix_chars
         info.pilot_tokens_wasted = self._wasted_pilot_tokens()
         return WSDOutcome(
             text=self.answer.text,
-            finish_reason=finish,
+            finish_reason=self.finish,
             num_prompt_tokens=len(self.prepared.base_prompt.token_ids),
             num_completion_tokens=self.answer.num_tokens,
             num_pilot_prompt_tokens=len(self.prepared.pilot_prompt.token_ids),
@@ -309,7 +361,7 @@ class _WSDRun:
         """Pilot tokens drafted beyond the text the answer kept."""
         kept_chars = len(self.answer.kept_draft_text)
         needed = next(
-            (tokens for tokens, chars in self.pilot_progress if chars >= kept_chars),
+            (tokens for tokens, chars, _ in self.pilot_progress if chars >= kept_chars),
             self.info.pilot_tokens,
         )
         return max(0, self.info.pilot_tokens - needed)

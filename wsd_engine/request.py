@@ -145,7 +145,34 @@ class WSDInfo:
         float | None, Field(description="Request start to the switch decision.")
     ] = None
     switch_latency_s: Annotated[
-        float | None, Field(description="Switch decision to the first base-model token.")
+        float | None,
+        Field(
+            description="The stream's stall at the handoff: the longer of the gaps into the "
+            "first and into the second chunk of base-model text, measured where the chunks "
+            "are sent (null: no base text)."
+        ),
+    ] = None
+    decision_lag_s: Annotated[
+        float | None,
+        Field(
+            description="From the pilot producing the last token of the window that passed "
+            "to the switch decision (null unless the reason is threshold)."
+        ),
+    ] = None
+    handoff_s: Annotated[
+        float | None,
+        Field(description="Switch decision to the first base-model token being available."),
+    ] = None
+    draft_lag_s: Annotated[
+        float | None,
+        Field(
+            description="Median time from the pilot producing a draft token to its text "
+            "being sent, over the draft tokens the answer kept."
+        ),
+    ] = None
+    max_stream_gap_s: Annotated[
+        float | None,
+        Field(description="Longest gap between two consecutive chunks of answer text."),
     ] = None
     threshold: Annotated[float, Field(description="The threshold the request ran with.")]
     window: Annotated[int, Field(description="The window the request ran with.")]
@@ -156,6 +183,8 @@ class TextDelta:
     """A piece of the answer that is final and may be streamed."""
 
     text: str
+    source: Role  # the model that wrote it (BASE once base text is in the piece)
+    pilot_times: tuple[float, ...] = ()  # when the pilot produced the draft tokens it completes
 
 
 @dataclass

@@ -8,7 +8,7 @@ from benchmarks.measure import (
     Settings,
     aggregate,
     engine_floor_s,
-    switch_stall,
+    switch_latency,
 )
 from benchmarks.prompts import BENCH_PROMPTS
 from benchmarks.report import ratios
@@ -27,14 +27,14 @@ def test_requests_per_level_default_and_override():
     assert len(Settings([1], 4, 32, ["wsd"], "c.yaml", peer=False).prompts(16)) == 4
 
 
-def test_switch_stall_is_the_longer_gap_around_the_first_base_chunk():
+def test_switch_latency_is_the_longer_gap_into_the_first_two_base_chunks():
     # chunks at t=0,1,2 hold 10 pilot chars; base text starts at t=2.5, then t=4.0
     arrivals = [(0.0, 4), (1.0, 8), (2.0, 10), (2.5, 14), (4.0, 20), (4.1, 25)]
-    assert switch_stall(arrivals, prefix_chars=10) == 1.5
-    assert switch_stall(arrivals, prefix_chars=14) == 1.5  # first base chunk at t=4.0
-    assert switch_stall(arrivals, prefix_chars=25) is None  # the answer never switched
-    assert switch_stall(arrivals, prefix_chars=None) is None
-    assert switch_stall(arrivals, prefix_chars=0) is None  # all base: no switch to see
+    assert switch_latency(arrivals, prefix_chars=10) == 1.5
+    assert switch_latency(arrivals, prefix_chars=14) == 1.5  # first base chunk at t=4.0
+    assert switch_latency(arrivals, prefix_chars=25) is None  # the answer never switched
+    assert switch_latency(arrivals, prefix_chars=None) is None
+    assert switch_latency(arrivals, prefix_chars=0) is None  # all base: no switch to see
 
 
 def test_aggregate_medians_and_rates():
@@ -59,12 +59,12 @@ def _result(mode, c, **values):
 
 def test_ratios_compare_modes_of_the_same_run():
     results = [
-        _result("wsd", 1, e2e_p50_s=3.0, ttft_p50_s=0.3, switch_latency_p50_s=0.1,
-                switch_stall_p50_s=0.3, main_process_cpu_s=0.5,
+        _result("wsd", 1, e2e_p50_s=3.0, ttft_p50_s=0.3, handoff_p50_s=0.1,
+                switch_latency_p50_s=0.3, max_stream_gap_p50_s=0.9, main_process_cpu_s=0.5,
                 switches=[(9, 20), (None, 5), (4, 30)]),
         _result("offline", 1, e2e_p50_s=12.0),
         _result("pilot", 1, ttft_p50_s=0.25, itl_p50_s=0.05),
-        _result("base", 1, ttft_p50_s=1.0, itl_p50_s=0.2),
+        _result("base", 1, ttft_p50_s=1.0, itl_p50_s=0.2, max_stream_gap_p50_s=0.3),
         _result("wsd", 16, output_tok_s=40.0),
         _result("peer", 16, output_tok_s=50.0),
     ]  # fmt: skip
@@ -73,7 +73,9 @@ def test_ratios_compare_modes_of_the_same_run():
     assert got["wsd_ttft_over_pilot_ttft"] == 1.2
     assert got["wsd_ttft_over_base_ttft"] == 0.3
     assert got["handoff_over_base_itl"] == 0.5
-    assert got["switch_stall_over_base_itl"] == 1.5
+    assert got["switch_latency_over_base_itl_c1"] == 1.5
+    assert got["max_stream_gap_over_base_c1"] == 3.0
+    assert got["switch_latency_over_base_itl_c16"] is None  # no base mode at c=16
     assert got["wsd_tok_s_over_peer_tok_s_at_c16"] == 0.8
     assert got["orchestration_cpu_share_c1"] == 0.05
     # floors: 0.25 + 9 * 0.05 + 10 * 0.2 = 2.7; 0.25 + 4 * 0.05 = 0.45; 0.25 + 0.2 + 25 * 0.2

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.server.conftest import BASE_TEXT, PILOT_TEXT
+from tests.server.timed_stream import timed_stream
 
 Q = [{"role": "user", "content": "Tell me about Paris."}]
 SWITCH_EARLY = {"wsd": {"threshold": 0.05, "window": 2}}  # every window of p=0.5 passes
@@ -256,3 +257,23 @@ def test_a_client_that_leaves_before_the_response_cancels_the_engine_work(
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{scripted_server.base_url}/v1/chat/completions", json=body, timeout=0.5)
     assert wait_idle(scripted_engines) == 0
+
+
+def test_stream_timings_match_the_client_clock(scripted_server, scripted_engines, ids):
+    scripted_engines.base.delay_s = 0.15  # each scoring pass and each base token
+    body = {
+        "model": ids["wsd"],
+        "messages": Q,
+        "max_tokens": 12,
+        "temperature": 0,
+        "wsd": {"threshold": 0.05, "window": 2},
+    }
+    timed = timed_stream(scripted_server.base_url, body)
+    wsd = timed.wsd
+    assert wsd["reason"] == "threshold"
+    assert wsd["switch_latency_s"] == pytest.approx(timed.switch_latency(), abs=0.05)
+    assert wsd["switch_latency_s"] >= 0.1  # the second base chunk waits for a base token
+    assert wsd["max_stream_gap_s"] == pytest.approx(max(timed.gaps()), abs=0.05)
+    assert wsd["decision_lag_s"] >= 0.1  # at least the scoring pass that decided
+    assert 0 <= wsd["handoff_s"] < wsd["switch_latency_s"]
+    assert wsd["draft_lag_s"] > 0

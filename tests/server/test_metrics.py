@@ -15,6 +15,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.background import free_port
+from tests.server.timed_stream import timed_stream
 
 pytestmark = pytest.mark.slow
 
@@ -74,6 +75,40 @@ def test_metric_values_follow_requests(live_server, client, ids):
     assert total(after, "wsd_requests_waiting") == 0
     info = [k for k in after if k[0] == "wsd_build_info"]
     assert info and dict(info[0][1])["window"] == "6"
+
+
+def test_stream_metrics_match_the_client_clock(live_server, ids):
+    """One streamed WSD answer that switches: each metric's observation is what the client
+    measured on its own clock, within 50 ms."""
+    body = {
+        "model": ids["wsd"],
+        "messages": [{"role": "user", "content": "Tell me a short story about a cat."}],
+        "max_tokens": 24,
+        "temperature": 0,
+        "wsd": {"threshold": 0.05, "window": 2},  # the first window passes
+    }
+    before = scrape(live_server.base_url)
+    timed = timed_stream(live_server.base_url, body)
+    after = scrape(live_server.base_url)
+
+    def observed(name):
+        labels = {"model_name": ids["wsd"]}
+        count = total(after, f"{name}_count", **labels) - total(before, f"{name}_count", **labels)
+        assert count == 1, name
+        return total(after, f"{name}_sum", **labels) - total(before, f"{name}_sum", **labels)
+
+    wsd = timed.wsd
+    assert wsd["reason"] == "threshold" and len(timed.text) > wsd["prefix_chars"]
+    client_switch = timed.switch_latency()
+    assert observed("wsd_switch_latency_seconds") == pytest.approx(client_switch, abs=0.05)
+    assert wsd["switch_latency_s"] == pytest.approx(client_switch, abs=0.05)
+    client_max_gap = max(timed.gaps())
+    assert observed("wsd_max_stream_gap_seconds") == pytest.approx(client_max_gap, abs=0.05)
+    assert observed("wsd_switch_decision_lag_seconds") == pytest.approx(wsd["decision_lag_s"])
+    assert observed("wsd_draft_lag_seconds") == pytest.approx(wsd["draft_lag_s"])
+    # the draft lag is at least the wait for the first scoring pass, at most the whole draft
+    assert 0 < wsd["draft_lag_s"] <= wsd["time_to_switch_s"]
+    assert 0 < wsd["decision_lag_s"] <= wsd["time_to_switch_s"]
 
 
 @pytest.fixture(scope="module")
@@ -165,9 +200,21 @@ def test_dashboard_is_valid_for_provisioning():
             assert "$model_name" in expr, (panel["title"], expr)
             if "rate(" in expr:
                 assert "[$__rate_interval]" in expr, (panel["title"], expr)
+    top_row = [panel["title"] for panel in dashboard["panels"] if panel["gridPos"]["y"] == 0]
+    assert top_row == [
+        "Switch latency vs base ITL",
+        "Switch latency / base ITL (p50)",
+        "Decision lag and draft lag",
+        "Max stream gap per answer",
+    ]
     exprs = " ".join(expr for _, expr in dashboard_exprs())
     for metric in (
         "wsd_switch_latency_seconds_bucket",
+        "wsd_continuation_inter_token_latency_seconds_bucket",
+        "wsd_switch_decision_lag_seconds_bucket",
+        "wsd_draft_lag_seconds_bucket",
+        "wsd_max_stream_gap_seconds_bucket",
+        "wsd_switch_handoff_seconds_bucket",
         "wsd_time_to_switch_seconds_bucket",
         "wsd_accepted_prefix_tokens_bucket",
         "wsd_switch_reason_total",

@@ -1,0 +1,56 @@
+"""When a reader gets each piece of one answer: the stream's gaps, the handoff, the draft's lag.
+
+Fed with the moment each piece of text is sent, where it is sent: the server's stream writer
+for streamed requests, the orchestrator for the others (docs/metrics.md has the definitions).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from wsd_engine.config import Role
+
+# The gaps into the first and into the second chunk of base text make the switch latency:
+# the first base token may come at once from the scoring pass that decided the switch, the
+# second waits for the base engine.
+_SWITCH_CHUNKS = 2
+
+
+@dataclass
+class StreamTimeline:
+    """The timings of one answer's content chunks, as sent."""
+
+    started: float
+    last_sent: float | None = None
+    max_gap_s: float | None = None  # longest gap between two consecutive content chunks
+    base_gaps: list[float] = field(default_factory=list)  # into the first base chunks
+    base_pace: list[float] = field(default_factory=list)  # between later base chunks
+    draft_lags: list[float] = field(default_factory=list)  # per pilot token sent
+
+    def sent(self, text: str, source: Role, at: float, pilot_times: Sequence[float] = ()) -> None:
+        """A content chunk left at `at`; `pilot_times` are the moments the pilot produced the
+        draft tokens this chunk completes."""
+        if not text:
+            return
+        gap = at - (self.started if self.last_sent is None else self.last_sent)
+        if self.last_sent is not None:
+            self.max_gap_s = gap if self.max_gap_s is None else max(self.max_gap_s, gap)
+        if source is Role.BASE:
+            if len(self.base_gaps) < _SWITCH_CHUNKS:
+                self.base_gaps.append(gap)
+            else:
+                self.base_pace.append(gap)
+        self.draft_lags.extend(at - produced for produced in pilot_times)
+        self.last_sent = at
+
+    @property
+    def switch_latency_s(self) -> float | None:
+        """The longer of the gaps into the first and the second chunk of base text."""
+        return max(self.base_gaps) if self.base_gaps else None
+
+    @property
+    def draft_lag_p50_s(self) -> float | None:
+        """Median time from the pilot producing a token to its text being sent."""
+        return statistics.median(self.draft_lags) if self.draft_lags else None
