@@ -50,11 +50,6 @@ class AnswerStream:
         return self._decoder.text
 
     @property
-    def stop(self) -> tuple[str, ...]:
-        """The stop strings the whole answer is cut at."""
-        return self._stops.stop
-
-    @property
     def is_stopped(self) -> bool:
         """A stop string has been seen: nothing more is added."""
         return self._stops.is_stopped
@@ -101,11 +96,8 @@ class AnswerStream:
 
     def text_after_draft(self, token_id: int) -> str | None:
         """The text a base token adds right after the kept draft, when it can be streamed
-        ahead of the engine: it decodes to whole characters and cannot begin a stop string.
-
-        vLLM matches a stop string that starts in the prompt and ends in the output, and then
-        drops it from its text, so such a token must reach the client through the engine.
-        """
+        ahead of the engine: it decodes to whole characters and cannot begin a stop string
+        (such a token is left to the engine, whose output the stop filter then reads)."""
         kept = self.draft.stable_ids[: self.num_draft_tokens]
         before = self._decoder.decode(kept)
         after = self._decoder.decode([*kept, token_id])

@@ -287,7 +287,10 @@ class _WSDRun:
             temperature=self.request.temperature,
             top_p=self.request.top_p,
             seed=self.request.engine_seed(Role.BASE),
-            stop=self.answer.stop,
+            # no stop strings for the engine: with them vLLM holds back the last (longest stop
+            # string - 1) characters of its output, which delays every base chunk by a few
+            # tokens; the answer's own filter holds back only text that may begin one, and
+            # closing the stream at a stop string aborts the engine request
         )
         stream = self.base.generate(prompt, settings, f"{self.request.request_id}-base")
         try:

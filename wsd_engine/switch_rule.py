@@ -65,12 +65,22 @@ class SwitchTracker:
     def num_settled_by_score(self) -> int:
         """Draft tokens that belong to the answer whatever the later scores are.
 
-        Token i is kept unless a window ending before i passes; while no window has passed,
-        every window ending before i has been checked once tokens 0..i-1 are scored.
+        Token i is kept unless a window ending before i passes. A window that still holds
+        scored tokens cannot pass when even probability 1 for its unscored tokens leaves its
+        geometric mean below the threshold; once the earliest window that could still pass
+        ends at j, every accept index is at least j, so tokens 0..j are kept.
         """
         if self.accept_index is not None:
             return self.accept_index + 1
-        return max(self.num_scored + 1, self.window)
+        scored = self.num_scored
+        end = max(scored, self.window - 1)
+        while end < scored + self.window - 1:
+            start = end - self.window + 1
+            best_case = [*self.logprobs[start:], *[0.0] * (end + 1 - scored)]
+            if window_passes(best_case, self.threshold):
+                break
+            end += 1
+        return end + 1
 
     def extend(self, logprobs: Sequence[float]) -> int | None:
         """Add the next scored tokens; returns the accept index once a window passes."""

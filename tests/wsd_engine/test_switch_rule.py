@@ -1,6 +1,8 @@
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsd_engine.engines.protocol import FinishReason
 from wsd_engine.switch_rule import (
@@ -78,12 +80,45 @@ def test_tracker_matches_pure_rule_for_any_chunking(chunks):
 def test_tracker_settles_first_window_before_scoring():
     tracker = SwitchTracker(window=6, threshold=0.8)
     assert tracker.num_settled_by_score == 6
-    tracker.extend(lp(*[0.1] * 6))
-    # window ending at 5 failed, so token 6 is kept whatever follows
+    tracker.extend(lp(0.1, *[0.99] * 5))
+    # the window ending at 5 failed, so token 6 is kept whatever follows; the window ending at
+    # 6 could still pass (five scored 0.99 and an unscored token of probability up to 1)
     assert tracker.num_settled_by_score == 7
-    tracker.extend(lp(*[0.99] * 6))
-    assert tracker.accept_index == 11
-    assert tracker.num_settled_by_score == 12
+    tracker.extend(lp(0.99))
+    assert tracker.accept_index == 6
+    assert tracker.num_settled_by_score == 7
+
+
+def test_tracker_settles_past_the_scored_tokens_when_no_window_can_pass():
+    tracker = SwitchTracker(window=6, threshold=0.8)
+    tracker.extend(lp(*[0.9] * 4, 0.1, 0.9))
+    # 0.1 sinks every window holding token 4 (0.1 ** (1/6) < 0.8 even if the rest are 1):
+    # the windows ending at 6..9 cannot pass, so the accept index is at least 10
+    assert tracker.num_settled_by_score == 11
+    tracker.extend(lp(0.9))
+    assert tracker.num_settled_by_score == 11
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    probs=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=40),
+    cuts=st.lists(st.integers(1, 8), max_size=20),
+    window=st.integers(1, 8),
+    threshold=st.floats(0.0, 1.0),
+)
+def test_settled_tokens_are_always_in_the_offline_answer(probs, cuts, window, threshold):
+    logprobs = lp(*probs)
+    accept = find_accept_index(logprobs, window, threshold)
+    kept = len(logprobs) if accept is None else accept + 1
+    tracker = SwitchTracker(window, threshold)
+    position = 0
+    for size in [*cuts, len(logprobs)]:
+        if tracker.accept_index is not None or position >= len(logprobs):
+            break
+        assert min(tracker.num_settled_by_score, len(logprobs)) <= kept
+        tracker.extend(logprobs[position : position + size])
+        position += size
+    assert min(tracker.num_settled_by_score, len(logprobs)) <= kept
 
 
 def test_tracker_ignores_scores_after_accepting():
