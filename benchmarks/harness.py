@@ -24,6 +24,7 @@ import psutil
 
 from benchmarks.background import BackgroundLoop, free_port, start_server
 from benchmarks.measure import (
+    EngineFloor,
     ModeResult,
     Sample,
     Settings,
@@ -34,6 +35,7 @@ from benchmarks.measure import (
 )
 from benchmarks.peer import Peer
 from benchmarks.report import write_report
+from benchmarks.scoring_cost import switch_floor
 from wsd_engine.config import AppConfig, load_config
 from wsd_engine.engines.pair import EnginePair
 from wsd_engine.offline import run_offline
@@ -49,8 +51,9 @@ def bench_server(
     paths: dict[str, Path],
     settings: Settings,
     before_measuring: Callable[[], None] | None = None,
-) -> list[ModeResult]:
-    """wsd, base, pilot through the HTTP server; offline on the same engines."""
+) -> tuple[list[ModeResult], EngineFloor | None]:
+    """wsd, base, pilot through the HTTP server; offline on the same engines; then, when wsd
+    was measured, the engine floor of the switch latency on the idle base engine."""
     import uvicorn
 
     from server.app import create_app
@@ -61,6 +64,7 @@ def bench_server(
     app = create_app(config, paths, engines=pair)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     results: list[ModeResult] = []
+    floor = None
     try:
         server_task = loop.run(start_server(server))
         if before_measuring is not None:
@@ -85,10 +89,13 @@ def bench_server(
                 logger.info("%s", asdict(results[-1]))
         server.should_exit = True
         loop.run(asyncio.wait_for(server_task, timeout=30))
+        if "wsd" in settings.modes:
+            floor = loop.run(switch_floor(pair.base))
+            logger.info("engine floor of the switch latency: %s", asdict(floor))
     finally:
         pair.shutdown()
         loop.stop()
-    return results
+    return results, floor
 
 
 async def _http_mode(
@@ -158,16 +165,18 @@ def run_bench(settings: Settings) -> Path | None:
     paths = prepare_config(config)
     peer = Peer(config, paths) if settings.peer else None
     results: list[ModeResult] = []
+    floor = None
     markdown = None
     try:
         # nothing is measured while the peer is still loading
-        results += bench_server(config, paths, settings, peer.wait_ready if peer else None)
+        measured, floor = bench_server(config, paths, settings, peer.wait_ready if peer else None)
+        results += measured
         if peer is not None:
             results += peer.bench(settings)
     finally:
         if peer is not None:
             peer.stop()
         if results:  # what was measured is kept even when a later mode failed
-            markdown = write_report(results, settings)
+            markdown = write_report(results, settings, floor)
             print(markdown.read_text())
     return markdown

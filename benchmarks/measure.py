@@ -67,6 +67,7 @@ class Sample:
     accept_index: int | None = None
     wasted: int | None = None
     switch_latency_s: float | None = None  # client clock: gaps into the first two base chunks
+    continuation_gaps_s: list[float] = field(default_factory=list)  # between later base chunks
     handoff_s: float | None = None  # the server's: decision to the first base token
     decision_lag_s: float | None = None  # the server's
     draft_lag_s: float | None = None  # the server's, p50 of the request
@@ -95,6 +96,7 @@ class ModeResult:
     decision_lag_p50_s: float | None = None
     draft_lag_p50_s: float | None = None
     max_stream_gap_p50_s: float | None = None
+    continuation_itl_p50_s: float | None = None  # wsd: the base's pace after the handoff
     main_process_cpu_s: float | None = None
     # wsd: (accept index or None, output tokens) of every request, for the engine floor
     switches: list[tuple[int | None, int]] | None = None
@@ -120,6 +122,7 @@ def aggregate(mode: str, concurrency: int, samples: list[Sample], wall_s: float)
         return _round(_quantile(values, 0.5))
 
     max_gaps = [max(s.gaps_s) for s in samples if s.gaps_s]
+    continuation = [g for s in samples for g in s.continuation_gaps_s]
     e2e = [s.e2e_s for s in samples]
     return ModeResult(
         mode=mode,
@@ -141,6 +144,7 @@ def aggregate(mode: str, concurrency: int, samples: list[Sample], wall_s: float)
         decision_lag_p50_s=p50("decision_lag_s"),
         draft_lag_p50_s=p50("draft_lag_s"),
         max_stream_gap_p50_s=_round(_quantile(max_gaps, 0.5)),
+        continuation_itl_p50_s=_round(statistics.median(continuation)) if continuation else None,
         switches=[(s.accept_index, s.output_tokens) for s in samples] if mode == "wsd" else None,
     )
 
@@ -195,6 +199,7 @@ async def stream_chat(client: httpx.AsyncClient, url: str, body: dict[str, Any])
         sample.accept_index = wsd.get("accept_index")
         sample.wasted = wsd.get("pilot_tokens_wasted")
         sample.switch_latency_s = switch_latency(arrivals, wsd.get("prefix_chars"))
+        sample.continuation_gaps_s = continuation_gaps(arrivals, wsd.get("prefix_chars"))
         sample.handoff_s = wsd.get("handoff_s")
         sample.decision_lag_s = wsd.get("decision_lag_s")
         sample.draft_lag_s = wsd.get("draft_lag_s")
@@ -216,6 +221,34 @@ def switch_latency(arrivals: list[tuple[float, int]], prefix_chars: int | None) 
         if i < len(arrivals)
     ]
     return max(gaps)
+
+
+def continuation_gaps(arrivals: list[tuple[float, int]], prefix_chars: int | None) -> list[float]:
+    """The gaps between chunks of base text after the first two (those are the switch)."""
+    if prefix_chars is None:
+        return []
+    first_base = next((i for i, (_, chars) in enumerate(arrivals) if chars > prefix_chars), None)
+    if first_base is None:
+        return []
+    later = [t for t, _ in arrivals[first_base + 1 :]]
+    return [b - a for a, b in itertools.pairwise(later)]
+
+
+@dataclass
+class EngineFloor:
+    """The least switch latency the base engine allows, measured on it while idle.
+
+    The gap into the first base chunk holds at least the scoring pass that decided the switch
+    (a pass over the last partial cache block and a few new tokens); the gap into the second
+    at least one decode step. The switch latency is the longer of the two.
+    """
+
+    scoring_pass_s: float
+    decode_step_s: float
+
+    @property
+    def switch_latency_s(self) -> float:
+        return max(self.scoring_pass_s, self.decode_step_s)
 
 
 async def run_load(

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.measure import ModeResult, Settings, engine_floor_s
+from benchmarks.measure import EngineFloor, ModeResult, Settings, engine_floor_s
 
 
-def ratios(results: list[ModeResult]) -> dict[str, float | None]:
+def ratios(results: list[ModeResult], floor: EngineFloor | None = None) -> dict[str, float | None]:
     """The targets of the benchmark issue, as ratios of medians from this run."""
     by = {(r.mode, r.concurrency): r for r in results}
 
@@ -31,19 +31,19 @@ def ratios(results: list[ModeResult]) -> dict[str, float | None]:
     overhead = None
     if wsd and wsd.main_process_cpu_s is not None:
         overhead = round(wsd.main_process_cpu_s / wsd.wall_s, 3)
-    floor = None
+    e2e_floor = None
     pilot_ttft, pilot_itl = get("pilot", c1, "ttft_p50_s"), get("pilot", c1, "itl_p50_s")
     base_itl = get("base", c1, "itl_p50_s")
     if wsd and wsd.switches and pilot_ttft and pilot_itl and base_itl:
-        floor = statistics.median(
+        e2e_floor = statistics.median(
             engine_floor_s(a, n, pilot_ttft, pilot_itl, base_itl) for a, n in wsd.switches
         )
     return {
         "wsd_e2e_over_offline_e2e": div(
             get("wsd", c1, "e2e_p50_s"), get("offline", c1, "e2e_p50_s")
         ),
-        "engine_floor_e2e_over_offline_e2e": div(floor, get("offline", c1, "e2e_p50_s")),
-        "wsd_e2e_over_engine_floor_e2e": div(get("wsd", c1, "e2e_p50_s"), floor),
+        "engine_floor_e2e_over_offline_e2e": div(e2e_floor, get("offline", c1, "e2e_p50_s")),
+        "wsd_e2e_over_engine_floor_e2e": div(get("wsd", c1, "e2e_p50_s"), e2e_floor),
         "wsd_ttft_over_pilot_ttft": div(
             get("wsd", c1, "ttft_p50_s"), get("pilot", c1, "ttft_p50_s")
         ),
@@ -60,6 +60,12 @@ def ratios(results: list[ModeResult]) -> dict[str, float | None]:
             )
             for c in levels
         },
+        "switch_floor_over_base_itl_c1": div(
+            floor.switch_latency_s if floor else None, get("base", c1, "itl_p50_s")
+        ),
+        "switch_latency_over_floor_c1": div(
+            get("wsd", c1, "switch_latency_p50_s"), floor.switch_latency_s if floor else None
+        ),
         "handoff_over_base_itl": div(get("wsd", c1, "handoff_p50_s"), get("base", c1, "itl_p50_s")),
         f"wsd_tok_s_over_peer_tok_s_at_c{cmax}": div(
             get("wsd", cmax, "output_tok_s"), get("peer", cmax, "output_tok_s")
@@ -68,16 +74,19 @@ def ratios(results: list[ModeResult]) -> dict[str, float | None]:
     }
 
 
-def write_report(results: list[ModeResult], settings: Settings) -> Path:
+def write_report(
+    results: list[ModeResult], settings: Settings, floor: EngineFloor | None = None
+) -> Path:
     """Markdown table, JSON and a PNG plot in the settings' out_dir; returns the markdown."""
     out_dir = settings.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d")
     machine = f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
-    summary = ratios(results)
+    summary = ratios(results, floor)
     payload = {"date": stamp, "machine": machine, "settings": asdict(settings),
-               "results": [asdict(r) for r in results], "ratios": summary}  # fmt: skip
-    (out_dir / f"{settings.label}.json").write_text(json.dumps(payload, indent=2))
+               "results": [asdict(r) for r in results],
+               "engine_floor": asdict(floor) if floor else None, "ratios": summary}  # fmt: skip
+    (out_dir / f"{settings.label}.json").write_text(json.dumps(payload, indent=2, default=str))
     draft = settings.draft_max_tokens or "config default"
     lines = [
         f"Date {stamp}; machine: {machine}; max_tokens {settings.max_tokens}; greedy; "
@@ -85,6 +94,7 @@ def write_report(results: list[ModeResult], settings: Settings) -> Path:
         "",
         *_switch_table(results),
         "",
+        *_floor_lines(floor),
         "| mode | conc | requests | ttft p50 | ttft p90 | itl p50 | e2e p50 | e2e p90 "
         "| out tok/s | req/s | accept | wasted | handoff p50 | switch latency p50 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -110,8 +120,9 @@ def _switch_table(results: list[ModeResult]) -> list[str]:
     by = {(r.mode, r.concurrency): r for r in results}
     lines = [
         "| c | switch latency p50 | p90 | base ITL p50 | switch / base ITL | decision lag p50 "
-        "| draft lag p50 | max stream gap p50: wsd | base | wsd / base |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| draft lag p50 | max stream gap p50: wsd | base | wsd / base | wsd base ITL after "
+        "the switch p50 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in sorted({r.concurrency for r in results if r.mode == "wsd"}):
         wsd, base = by[("wsd", c)], by.get(("base", c))
@@ -122,9 +133,21 @@ def _switch_table(results: list[ModeResult]) -> list[str]:
             f"| {_blank(base_itl)} | {_blank(_ratio(wsd.switch_latency_p50_s, base_itl))} "
             f"| {_blank(wsd.decision_lag_p50_s)} | {_blank(wsd.draft_lag_p50_s)} "
             f"| {_blank(wsd.max_stream_gap_p50_s)} | {_blank(base_gap)} "
-            f"| {_blank(_ratio(wsd.max_stream_gap_p50_s, base_gap))} |"
+            f"| {_blank(_ratio(wsd.max_stream_gap_p50_s, base_gap))} "
+            f"| {_blank(wsd.continuation_itl_p50_s)} |"
         )
     return lines
+
+
+def _floor_lines(floor: EngineFloor | None) -> list[str]:
+    if floor is None:
+        return []
+    return [
+        f"Engine floor of the switch latency (idle base engine): a scoring pass over the last "
+        f"block {floor.scoring_pass_s} s, a decode step {floor.decode_step_s} s; the floor is "
+        f"the longer, {floor.switch_latency_s} s.",
+        "",
+    ]
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

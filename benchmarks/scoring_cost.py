@@ -17,10 +17,14 @@ import json
 import statistics
 import time
 
+from benchmarks.measure import EngineFloor
 from wsd_engine.config import load_config
 from wsd_engine.engines.protocol import Engine, SamplingSettings
 from wsd_engine.engines.vllm_local import VLLMEngine
 from wsd_engine.weights.prepare import prepare_config
+
+# 12 whole 32-token blocks and 16 more: the average partial block a pass recomputes
+FLOOR_PREFIX_TOKENS = 400
 
 
 async def _generate(engine: Engine, ids: list[int], tokens: int, request_id: str) -> float:
@@ -62,6 +66,24 @@ async def measure(engine: Engine, prefix_len: int, news: list[int], repeats: int
         [await _generate(engine, prefix, 17, f"cost-d17-{r}") for r in range(3)]
     )
     return {"prefix_tokens": prefix_len, "rows": rows, "decode_step_s": round((many - one) / 16, 3)}
+
+
+async def switch_floor(engine: Engine, repeats: int = 5) -> EngineFloor:
+    """A scoring pass as the one that decides a switch at c=1 (16 positions of the last
+    partial cache block recomputed, 4 new tokens) and one decode step, medians of `repeats`."""
+    bos = engine.tokenizer.bos_token_id or 0
+    prefix = [bos, *range(3000, 3000 + FLOOR_PREFIX_TOKENS - 1)]
+    await _generate(engine, prefix, 1, "floor-prefix")
+    passes = []
+    for repeat in range(repeats):
+        draft = list(range(20_000 + 4 * repeat, 20_004 + 4 * repeat))
+        started = time.monotonic()
+        await engine.score(prefix, draft, f"floor-score-{repeat}")
+        passes.append(time.monotonic() - started)
+    one = [await _generate(engine, prefix, 1, f"floor-d1-{r}") for r in range(repeats)]
+    many = [await _generate(engine, prefix, 17, f"floor-d17-{r}") for r in range(repeats)]
+    step = (statistics.median(many) - statistics.median(one)) / 16
+    return EngineFloor(round(statistics.median(passes), 4), round(step, 4))
 
 
 def main() -> None:

@@ -40,6 +40,12 @@ class DraftChecker:
     reads the prefix cache, and while the engine has other work a pass ends one token past a
     cache block boundary: no pass recomputes a partial block another pass already scored.
     An idle engine scores everything stable at once, for the earliest switch.
+
+    A cached position has no logits, so a pass must not find the position before its first
+    token cached. The request's passes (and its continuation) therefore share cache blocks
+    only with each other (the request id is their cache salt): a block another request
+    computed over the same tokens, e.g. an identical greedy request, would force a full
+    rescoring without the cache. No pass ends exactly on a block boundary for the same reason.
     """
 
     def __init__(
@@ -104,6 +110,11 @@ class DraftChecker:
             if aligned <= start:
                 return
             end = aligned
+        elif block and more_to_come and (len(self.prompt_ids) + end) % block == 0:
+            # a pass that fills its last block would leave the next pass's first logits cached
+            if end == start + 1:
+                return  # wait for the next stable token
+            end -= 1
         self.num_passes += 1
         self.in_flight = True
         done, new = list(stable_ids[:start]), list(stable_ids[start:end])
@@ -138,11 +149,13 @@ class DraftChecker:
     async def _prefill(self) -> PromptCached:
         settings = SamplingSettings(max_tokens=1)
         async for _ in self.base.generate(
-            self.prompt_ids[:-1], settings, f"{self.request_id}-prefill"
-        ):
+            self.prompt_ids[:-1], settings, f"{self.request_id}-prefill",
+            cache_salt=self.request_id,
+        ):  # fmt: skip
             pass
         return PromptCached()
 
     async def _score(self, done: list[int], new: list[int]) -> Scored:
         request_id = f"{self.request_id}-score-{self.num_passes}"
-        return Scored(await self.base.score([*self.prompt_ids, *done], new, request_id))
+        prefix = [*self.prompt_ids, *done]
+        return Scored(await self.base.score(prefix, new, request_id, cache_salt=self.request_id))

@@ -292,7 +292,10 @@ class _WSDRun:
             # tokens; the answer's own filter holds back only text that may begin one, and
             # closing the stream at a stop string aborts the engine request
         )
-        stream = self.base.generate(prompt, settings, f"{self.request.request_id}-base")
+        stream = self.base.generate(
+            prompt, settings, f"{self.request.request_id}-base",
+            cache_salt=self.request.request_id,  # the blocks its scoring passes computed
+        )  # fmt: skip
         try:
             async for delta in stream:
                 if self.info.handoff_s is None and delta.token_ids:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from benchmarks.measure import (
+    EngineFloor,
     ModeResult,
     Sample,
     Settings,
     aggregate,
+    continuation_gaps,
     engine_floor_s,
     switch_latency,
 )
 from benchmarks.prompts import BENCH_PROMPTS
-from benchmarks.report import ratios
+from benchmarks.report import ratios, write_report
 
 
 def test_shipped_prompt_set_is_large_and_varied():
@@ -76,11 +82,27 @@ def test_ratios_compare_modes_of_the_same_run():
     assert got["switch_latency_over_base_itl_c1"] == 1.5
     assert got["max_stream_gap_over_base_c1"] == 3.0
     assert got["switch_latency_over_base_itl_c16"] is None  # no base mode at c=16
+    assert got["switch_floor_over_base_itl_c1"] is None  # no floor measured
     assert got["wsd_tok_s_over_peer_tok_s_at_c16"] == 0.8
     assert got["orchestration_cpu_share_c1"] == 0.05
     # floors: 0.25 + 9 * 0.05 + 10 * 0.2 = 2.7; 0.25 + 4 * 0.05 = 0.45; 0.25 + 0.2 + 25 * 0.2
     assert got["engine_floor_e2e_over_offline_e2e"] == round(2.7 / 12.0, 3)
     assert got["wsd_e2e_over_engine_floor_e2e"] == round(3.0 / 2.7, 3)
+
+
+def test_the_engine_floor_is_the_longer_of_pass_and_step():
+    floor = EngineFloor(scoring_pass_s=0.3, decode_step_s=0.1)
+    assert floor.switch_latency_s == 0.3
+    results = [_result("wsd", 1, switch_latency_p50_s=0.45), _result("base", 1, itl_p50_s=0.1)]
+    got = ratios(results, floor)
+    assert got["switch_floor_over_base_itl_c1"] == 3.0
+    assert got["switch_latency_over_floor_c1"] == 1.5
+
+
+def test_continuation_gaps_follow_the_first_two_base_chunks():
+    arrivals = [(0.0, 4), (1.0, 10), (1.1, 14), (1.5, 20), (1.7, 25), (2.0, 30)]
+    assert continuation_gaps(arrivals, prefix_chars=10) == pytest.approx([0.2, 0.3])
+    assert continuation_gaps(arrivals, prefix_chars=30) == []
 
 
 def test_engine_floor_drafts_through_the_accept_index_then_decodes():
@@ -89,3 +111,19 @@ def test_engine_floor_drafts_through_the_accept_index_then_decodes():
     assert engine_floor_s(None, 5, 0.5, 0.1, 0.2) == 0.5 + 4 * 0.1
     # switch after max_tokens: all draft
     assert engine_floor_s(30, 8, 0.5, 0.1, 0.2) == 0.5 + 7 * 0.1
+
+
+def test_report_is_written_with_every_figure(tmp_path):
+    results = [
+        _result("wsd", 1, switch_latency_p50_s=0.45, max_stream_gap_p50_s=0.6,
+                continuation_itl_p50_s=0.1, switches=[(9, 20)]),
+        _result("base", 1, itl_p50_s=0.1, max_stream_gap_p50_s=0.2),
+    ]  # fmt: skip
+    settings = Settings([1], None, 32, ["wsd", "base"], "c.yaml", peer=False, out_dir=tmp_path)
+    markdown = write_report(results, settings, EngineFloor(0.3, 0.1))
+    text = markdown.read_text()
+    assert "| 1 | 0.45 |" in text and "the floor is the longer, 0.3 s" in text
+    payload = json.loads((tmp_path / "bench.json").read_text())
+    assert payload["settings"]["out_dir"] == str(tmp_path)
+    assert payload["ratios"]["switch_latency_over_floor_c1"] == 1.5
+    assert (tmp_path / "bench.png").stat().st_size > 0

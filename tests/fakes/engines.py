@@ -48,12 +48,19 @@ class ScriptedEngine:
         self.score_calls: list[tuple[int, int]] = []  # draft positions scored: [start, end)
         self.fail_after_tokens: int | None = None  # raise EngineError after this many tokens
         self.is_dead = False  # every call raises EngineUnavailable
+        self.cache_salts: dict[str, str | None] = {}  # request id -> its prefix-cache salt
         self._prompt_lens: dict[str, int] = {}
 
     async def generate(
-        self, prompt_token_ids: Sequence[int], sampling: SamplingSettings, request_id: str
+        self,
+        prompt_token_ids: Sequence[int],
+        sampling: SamplingSettings,
+        request_id: str,
+        *,
+        cache_salt: str | None = None,
     ) -> AsyncIterator[GenerationDelta]:
         self._check_alive()
+        self.cache_salts[request_id] = cache_salt
         self.generate_calls.append((list(prompt_token_ids), sampling))
         ids = self._script_after(prompt_token_ids)[: sampling.max_tokens]
         # like vLLM, hold back the last characters that may still become a stop string
@@ -84,9 +91,15 @@ class ScriptedEngine:
             self.running.discard(request_id)
 
     async def score(
-        self, prefix_token_ids: Sequence[int], token_ids: Sequence[int], request_id: str
+        self,
+        prefix_token_ids: Sequence[int],
+        token_ids: Sequence[int],
+        request_id: str,
+        *,
+        cache_salt: str | None = None,
     ) -> Scores:
         self._check_alive()
+        self.cache_salts[request_id] = cache_salt
         self.running.add(request_id)
         try:
             await asyncio.sleep(self.delay_s)

@@ -262,6 +262,19 @@ async def test_idle_base_scores_every_stable_token_at_once(pilot_tokenizer, base
     await run(orch, req)
     ends = [end for _, end in base.score_calls]
     assert any((len(prompt) + end - 1) % 8 for end in ends[:-1])
+    # no pass but the last fills its last block: the next pass needs that block's last logits
+    assert all((len(prompt) + end) % 8 for end in ends[:-1])
+
+
+async def test_base_work_shares_cache_blocks_only_within_the_request(
+    pilot_tokenizer, base_tokenizer
+):
+    orch, pilot, base = make(pilot_tokenizer, base_tokenizer, probability=lambda i: 0.9)
+    base.cache_block_size = 8
+    await run(orch, request(window=3, threshold=0.8))
+    assert base.score_calls and base.generate_calls[-1][1].max_tokens > 1  # it continued
+    assert set(base.cache_salts.values()) == {"req"}  # prefill, passes and continuation
+    assert set(pilot.cache_salts.values()) == {None}
 
 
 @pytest.mark.parametrize(

@@ -101,13 +101,27 @@ class Engine(Protocol):
         ...
 
     def generate(
-        self, prompt_token_ids: Sequence[int], sampling: SamplingSettings, request_id: str
+        self,
+        prompt_token_ids: Sequence[int],
+        sampling: SamplingSettings,
+        request_id: str,
+        *,
+        cache_salt: str | None = None,
     ) -> AsyncIterator[GenerationDelta]:
-        """Stream a generation; cancelling the consumer aborts the request."""
+        """Stream a generation; cancelling the consumer aborts the request.
+
+        Requests with a `cache_salt` share prefix-cache blocks only with requests of the same
+        salt.
+        """
         ...
 
     async def score(
-        self, prefix_token_ids: Sequence[int], token_ids: Sequence[int], request_id: str
+        self,
+        prefix_token_ids: Sequence[int],
+        token_ids: Sequence[int],
+        request_id: str,
+        *,
+        cache_salt: str | None = None,
     ) -> Scores:
         """Log-probability of each of `token_ids` given the prefix and the tokens before it,
         and the model's most likely token after each of them (one forward pass)."""

@@ -182,11 +182,16 @@ class VLLMEngine:
         return self._tokenizer
 
     async def generate(
-        self, prompt_token_ids: Sequence[int], sampling: SamplingSettings, request_id: str
+        self,
+        prompt_token_ids: Sequence[int],
+        sampling: SamplingSettings,
+        request_id: str,
+        *,
+        cache_salt: str | None = None,
     ) -> AsyncIterator[GenerationDelta]:
         """Stream deltas; closing or cancelling the iterator aborts the request."""
         params = _to_sampling_params(sampling)
-        prompt = TokensPrompt(prompt_token_ids=list(prompt_token_ids))
+        prompt = _tokens_prompt(prompt_token_ids, cache_salt)
         async with _translate_errors(self.model_name):
             async for output in self._llm.generate(prompt, params, request_id):
                 completion = output.outputs[0]
@@ -201,7 +206,12 @@ class VLLMEngine:
                 )
 
     async def score(
-        self, prefix_token_ids: Sequence[int], token_ids: Sequence[int], request_id: str
+        self,
+        prefix_token_ids: Sequence[int],
+        token_ids: Sequence[int],
+        request_id: str,
+        *,
+        cache_salt: str | None = None,
     ) -> Scores:
         """Log-probabilities of `token_ids` after the prefix, and the greedy next tokens.
 
@@ -216,7 +226,9 @@ class VLLMEngine:
         all_ids = [*prefix_token_ids, *token_ids]
         start = len(prefix_token_ids)
         if self._config.enable_prefix_caching:
-            output = await self._prompt_logprobs(all_ids, request_id, read_cache=True, num_top=1)
+            output = await self._prompt_logprobs(
+                all_ids, request_id, read_cache=True, num_top=1, cache_salt=cache_salt
+            )
             # Token i's logprob comes from position i-1's hidden state: it must be computed.
             cached = output.num_cached_tokens or 0
             if cached < start:
@@ -230,7 +242,9 @@ class VLLMEngine:
                 request_id, start,
             )  # fmt: skip
             request_id = f"{request_id}-uncached"
-        output = await self._prompt_logprobs(all_ids, request_id, read_cache=False, num_top=1)
+        output = await self._prompt_logprobs(
+            all_ids, request_id, read_cache=False, num_top=1, cache_salt=cache_salt
+        )
         return _scores(output, token_ids, start)
 
     async def score_with_top(
@@ -253,7 +267,12 @@ class VLLMEngine:
         return result
 
     async def _prompt_logprobs(
-        self, token_ids: list[int], request_id: str, read_cache: bool, num_top: int = 0
+        self,
+        token_ids: list[int],
+        request_id: str,
+        read_cache: bool,
+        num_top: int = 0,
+        cache_salt: str | None = None,
     ) -> Any:
         # skip_reading_prefix_cache only takes effect when given to the constructor: set
         # afterwards, vLLM's own cache-skip flag for prompt logprobs stays off.
@@ -270,7 +289,7 @@ class VLLMEngine:
         final = None
         async with _translate_errors(self.model_name):
             async for output in self._llm.generate(
-                TokensPrompt(prompt_token_ids=token_ids), params, request_id
+                _tokens_prompt(token_ids, cache_salt), params, request_id
             ):
                 final = output
         if final is None or final.prompt_logprobs is None:
@@ -306,6 +325,13 @@ class VLLMEngine:
         async for _ in self.generate(prompt, settings, f"warm-up-{self.model_name}"):
             pass
         await self.score(prompt[:1], prompt[1:], f"warm-up-score-{self.model_name}")
+
+
+def _tokens_prompt(token_ids: Sequence[int], cache_salt: str | None) -> TokensPrompt:
+    prompt = TokensPrompt(prompt_token_ids=list(token_ids))
+    if cache_salt is not None:
+        prompt["cache_salt"] = cache_salt
+    return prompt
 
 
 def _scores(output: Any, token_ids: Sequence[int], start: int) -> Scores:
