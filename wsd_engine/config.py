@@ -92,6 +92,12 @@ class ModelConfig(_Strict):
         "smaller blocks let scoring and the handoff reuse more. None keeps vLLM's default "
         "(128 on CPU, 16 on GPU).",
     )
+    max_num_batched_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        description="Most tokens one engine step computes (vLLM's scheduler budget; long "
+        "prompts are chunked across steps). None keeps vLLM's default (2048 on CPU).",
+    )
     cpu_threads_bind: str | None = Field(
         default=None,
         description="CPU only: cores for this engine's compute threads, e.g. '0', '1', '0-1' "

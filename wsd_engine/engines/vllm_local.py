@@ -111,6 +111,8 @@ def engine_args(model: ModelConfig, model_path: Path) -> AsyncEngineArgs:
     }
     if model.block_size is not None:
         kwargs["block_size"] = model.block_size
+    if model.max_num_batched_tokens is not None:
+        kwargs["max_num_batched_tokens"] = model.max_num_batched_tokens
     if _is_cpu_platform():
         kwargs["kv_cache_memory_bytes"] = int(model.kv_cache_space_gib * _GIB)
     else:

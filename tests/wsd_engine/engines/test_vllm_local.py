@@ -155,3 +155,12 @@ def test_shutdown_leaves_no_child_process(embedded_config, model_paths, engine_p
             break
         time.sleep(0.1)
     assert not alive, f"engine processes left behind: {alive}"
+
+
+def test_engine_args_carry_the_scheduler_budget(embedded_config, tmp_path):
+    from wsd_engine.engines.vllm_local import engine_args
+
+    base = embedded_config.base
+    assert engine_args(base, tmp_path).max_num_batched_tokens is None  # vLLM's default
+    budget = base.model_copy(update={"max_num_batched_tokens": 256})
+    assert engine_args(budget, tmp_path).max_num_batched_tokens == 256
