@@ -21,6 +21,8 @@ pytestmark = pytest.mark.slow
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 Q = [{"role": "user", "content": "Name a fruit."}]
+# threshold 0: every window passes, so the answer switches after its first two tokens
+SWITCH_AT_ONCE = {"wsd": {"threshold": 0.0, "window": 2}}
 
 
 def scrape(base_url):
@@ -51,7 +53,7 @@ def test_metric_values_follow_requests(live_server, client, ids):
             messages=Q,
             max_tokens=12 + i,
             temperature=0,
-            extra_body={"wsd": {"threshold": 0.05, "window": 2}},
+            extra_body=SWITCH_AT_ONCE,
         )
         switched += response.model_extra["wsd"]["switch_latency_s"] is not None
     client.chat.completions.create(model=ids["pilot"], messages=Q, max_tokens=4)
@@ -85,7 +87,7 @@ def test_stream_metrics_match_the_client_clock(live_server, ids):
         "messages": [{"role": "user", "content": "Tell me a short story about a cat."}],
         "max_tokens": 24,
         "temperature": 0,
-        "wsd": {"threshold": 0.05, "window": 2},  # the first window passes
+        "wsd": SWITCH_AT_ONCE["wsd"],
     }
     before = scrape(live_server.base_url)
     timed = timed_stream(live_server.base_url, body)
@@ -163,12 +165,13 @@ def dashboard_exprs():
 def test_every_dashboard_query_returns_data(prometheus, client, ids):
     # traffic spread over a few scrapes, so that rates have two samples to work with
     for _ in range(3):
+        # a story: the base model writes several chunks after the switch (its pace inside WSD)
         client.chat.completions.create(
             model=ids["wsd"],
-            messages=Q,
-            max_tokens=8,
+            messages=[{"role": "user", "content": "Tell me a short story about a cat."}],
+            max_tokens=12,
             temperature=0,
-            extra_body={"wsd": {"threshold": 0.05, "window": 2}},
+            extra_body=SWITCH_AT_ONCE,
         )
         client.chat.completions.create(model=ids["base"], messages=Q, max_tokens=4)
         with pytest.raises(openai.BadRequestError):
