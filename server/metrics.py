@@ -34,46 +34,44 @@ class WSDMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         model = ["model_name"]
-        self.switch_latency = Histogram(
+
+        def latency(name: str, documentation: str) -> Histogram:
+            """A per-model latency histogram, from 1 ms to 5 minutes."""
+            return Histogram(name, documentation, model, buckets=LATENCY_BUCKETS_S, registry=r)
+
+        self.switch_latency = latency(
             "wsd_switch_latency_seconds",
             "The stream's stall at the handoff, per WSD answer: the longer of the gaps into the "
             "first and into the second chunk of base-model text, measured where the chunks are "
             "sent.",
-            model, buckets=LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
-        self.decision_lag = Histogram(
+        )
+        self.decision_lag = latency(
             "wsd_switch_decision_lag_seconds",
             "From the pilot producing the last token of the window that passed to the switch "
             "decision.",
-            model, buckets=LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
-        self.handoff = Histogram(
+        )
+        self.handoff = latency(
             "wsd_switch_handoff_seconds",
             "From the switch decision to the first base-model token being available.",
-            model, buckets=LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
-        self.draft_lag = Histogram(
+        )
+        self.draft_lag = latency(
             "wsd_draft_lag_seconds",
             "Per WSD answer, the median time from the pilot producing a draft token to its "
             "text being sent (the price of checking before sending).",
-            model, buckets=LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
-        self.max_stream_gap = Histogram(
+        )
+        self.max_stream_gap = latency(
             "wsd_max_stream_gap_seconds",
             "Per answer, the longest gap between two consecutive chunks of answer text.",
-            model, buckets=LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
-        self.continuation_itl = Histogram(
+        )
+        self.continuation_itl = latency(
             "wsd_continuation_inter_token_latency_seconds",
             "Gaps between consecutive chunks of base-model text in WSD answers after the "
             "handoff's two: the base model's pace inside WSD.",
-            model, buckets=LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
-        self.time_to_switch = Histogram(
+        )
+        self.time_to_switch = latency(
             "wsd_time_to_switch_seconds",
             "Request start to the switch decision.",
-            model, buckets=LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
+        )
         self.accepted_prefix = Histogram(
             "wsd_accepted_prefix_tokens",
             "Draft tokens kept in the answer (base tokenization).",
@@ -88,19 +86,18 @@ class WSDMetrics:
             "wsd_switch_reason", "Switches by reason (threshold, draft_end, draft_limit, none).",
             [*model, "reason"], registry=r,
         )  # fmt: skip
-        self.ttft = Histogram(
-            "wsd_time_to_first_token_seconds", "Request start to the first answer token.",
-            model, buckets=LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
-        self.itl = Histogram(
+        self.ttft = latency(
+            "wsd_time_to_first_token_seconds",
+            "Request start to the first answer token.",
+        )
+        self.itl = latency(
             "wsd_inter_token_latency_seconds",
             "Gaps between consecutive chunks of answer text, measured where they are sent.",
-            model, buckets=LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
-        self.e2e = Histogram(
-            "wsd_e2e_request_latency_seconds", "Request start to its last token.",
-            model, buckets=LATENCY_BUCKETS_S, registry=r,
-        )  # fmt: skip
+        )
+        self.e2e = latency(
+            "wsd_e2e_request_latency_seconds",
+            "Request start to its last token.",
+        )
         self.running = Gauge(
             "wsd_requests_running", "Requests producing output.", model, registry=r
         )

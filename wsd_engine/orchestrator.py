@@ -32,7 +32,7 @@ from wsd_engine.engines.protocol import (
 from wsd_engine.request import TextDelta, WSDInfo, WSDOutcome, WSDRequest, completion_budget
 from wsd_engine.switch_rule import ContinuationPlan, SwitchReason, plan_continuation
 from wsd_engine.templates import RenderedPrompt, render_prompt
-from wsd_engine.timeline import StreamTimeline
+from wsd_engine.timeline import PilotProgress, StreamTimeline
 from wsd_engine.tokenization import DraftTokenizer
 
 logger = logging.getLogger(__name__)
@@ -142,9 +142,7 @@ class _WSDRun:
         self.pilot_task: asyncio.Task[None] | None = None
         self.pilot_finish: FinishReason | None = None
         self.base_finish: FinishReason | None = None
-        # (pilot tokens, draft chars, when) after each pilot delta
-        self.pilot_progress: list[tuple[int, int, float]] = []
-        self.num_pilot_deltas_sent = 0
+        self.pilot_progress = PilotProgress()
         self.started = time.monotonic()
         self.decided_at: float | None = None
         self.timeline = StreamTimeline(self.started)
@@ -216,7 +214,7 @@ class _WSDRun:
         if delta.is_finished:
             self.pilot_finish = delta.finish_reason
             self.draft.finish()
-        self.pilot_progress.append((self.info.pilot_tokens, len(self.draft.text), time.monotonic()))
+        self.pilot_progress.add(self.info.pilot_tokens, len(self.draft.text), time.monotonic())
         if not self.draft.is_final and len(self.draft.stable_ids) >= self.prepared.max_tokens:
             # The answer's max_tokens tokens are all drafted (stable tokens never change):
             # whatever the switch, no later pilot token can reach the answer.
@@ -255,13 +253,9 @@ class _WSDRun:
         passed, to the decision (the kept draft, t_0..t_a, is decoded by now)."""
         if plan.reason is not SwitchReason.THRESHOLD or self.decided_at is None:
             return
-        produced = self._pilot_time_of(len(self.answer.kept_draft_text))
+        produced = self.pilot_progress.produced_at(len(self.answer.kept_draft_text))
         if produced is not None:
             self.info.decision_lag_s = max(0.0, self.decided_at - produced)
-
-    def _pilot_time_of(self, num_chars: int) -> float | None:
-        """When the pilot had produced the first `num_chars` characters of the draft."""
-        return next((when for _, chars, when in self.pilot_progress if chars >= num_chars), None)
 
     # -- phase 4: continue -------------------------------------------------------------------
 
@@ -324,25 +318,9 @@ class _WSDRun:
     def _text(self, piece: str, source: Role) -> TextDelta:
         if self.info.time_to_first_token_s is None:
             self.info.time_to_first_token_s = time.monotonic() - self.started
-        return TextDelta(piece, source, self._pilot_times_sent())
-
-    def _pilot_times_sent(self) -> tuple[float, ...]:
-        """When the pilot produced the tokens whose text the answer now holds in full (one
-        entry per token), each reported once."""
-        if self.base_started:
-            return ()
-        sent_chars = len(self.answer.text)
-        first = self.num_pilot_deltas_sent
-        last = first
-        while last < len(self.pilot_progress) and self.pilot_progress[last][1] <= sent_chars:
-            last += 1
-        self.num_pilot_deltas_sent = last
-        times: list[float] = []
-        previous_tokens = self.pilot_progress[first - 1][0] if first else 0
-        for tokens, _, when in self.pilot_progress[first:last]:
-            times += [when] * (tokens - previous_tokens)
-            previous_tokens = tokens
-        return tuple(times)
+        # draft lag: the pilot tokens whose text the answer now holds in full
+        sent = () if self.base_started else self.pilot_progress.newly_sent(len(self.answer.text))
+        return TextDelta(piece, source, sent)
 
     def _outcome(self) -> WSDOutcome:
         info = self.info
@@ -353,7 +331,10 @@ class _WSDRun:
         info.draft_tokens = len(self.draft.stable_ids)
         info.prefix_tokens = self.answer.num_draft_tokens
         info.prefix_chars = self.answer.prefix_chars
-        info.pilot_tokens_wasted = self._wasted_pilot_tokens()
+        # pilot tokens drafted beyond the text the answer kept
+        info.pilot_tokens_wasted = self.pilot_progress.tokens_beyond(
+            len(self.answer.kept_draft_text)
+        )
         return WSDOutcome(
             text=self.answer.text,
             finish_reason=self.finish,
@@ -362,15 +343,6 @@ class _WSDRun:
             num_pilot_prompt_tokens=len(self.prepared.pilot_prompt.token_ids),
             wsd=info,
         )
-
-    def _wasted_pilot_tokens(self) -> int:
-        """Pilot tokens drafted beyond the text the answer kept."""
-        kept_chars = len(self.answer.kept_draft_text)
-        needed = next(
-            (tokens for tokens, chars, _ in self.pilot_progress if chars >= kept_chars),
-            self.info.pilot_tokens,
-        )
-        return max(0, self.info.pilot_tokens - needed)
 
     # -- background work ---------------------------------------------------------------------
 

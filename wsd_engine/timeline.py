@@ -54,3 +54,50 @@ class StreamTimeline:
     def draft_lag_p50_s(self) -> float | None:
         """Median time from the pilot producing a token to its text being sent."""
         return statistics.median(self.draft_lags) if self.draft_lags else None
+
+
+@dataclass
+class PilotProgress:
+    """How far the pilot's draft had got, and when: one entry per pilot delta."""
+
+    tokens: list[int] = field(default_factory=list)  # pilot tokens so far
+    chars: list[int] = field(default_factory=list)  # draft characters so far
+    times: list[float] = field(default_factory=list)
+    num_reported: int = 0  # deltas whose tokens `newly_sent` has reported
+
+    @property
+    def num_tokens(self) -> int:
+        return self.tokens[-1] if self.tokens else 0
+
+    def add(self, num_tokens: int, num_chars: int, at: float) -> None:
+        """The pilot's draft now holds `num_tokens` tokens and `num_chars` characters."""
+        self.tokens.append(num_tokens)
+        self.chars.append(num_chars)
+        self.times.append(at)
+
+    def _first_covering(self, num_chars: int) -> int | None:
+        return next((i for i, chars in enumerate(self.chars) if chars >= num_chars), None)
+
+    def produced_at(self, num_chars: int) -> float | None:
+        """When the pilot had produced the first `num_chars` characters of the draft."""
+        index = self._first_covering(num_chars)
+        return None if index is None else self.times[index]
+
+    def tokens_beyond(self, num_chars: int) -> int:
+        """Pilot tokens drafted after the first `num_chars` characters were complete."""
+        index = self._first_covering(num_chars)
+        return 0 if index is None else self.num_tokens - self.tokens[index]
+
+    def newly_sent(self, sent_chars: int) -> tuple[float, ...]:
+        """When the pilot produced each token whose text now lies within the first
+        `sent_chars` characters sent, each token reported once."""
+        first = last = self.num_reported
+        while last < len(self.chars) and self.chars[last] <= sent_chars:
+            last += 1
+        self.num_reported = last
+        times: list[float] = []
+        previous = self.tokens[first - 1] if first else 0
+        for tokens, when in zip(self.tokens[first:last], self.times[first:last], strict=True):
+            times += [when] * (tokens - previous)
+            previous = tokens
+        return tuple(times)

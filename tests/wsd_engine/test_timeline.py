@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wsd_engine.config import Role
-from wsd_engine.timeline import StreamTimeline
+from wsd_engine.timeline import PilotProgress, StreamTimeline
 
 
 def test_switch_latency_is_the_longer_gap_into_the_first_two_base_chunks():
@@ -36,3 +36,15 @@ def test_empty_pieces_are_not_chunks_and_the_first_chunk_has_no_gap():
     timeline.sent("Hi", Role.PILOT, 6.0)
     assert timeline.max_gap_s is None and timeline.last_sent == 6.0
     assert timeline.switch_latency_s is None and timeline.draft_lag_p50_s is None
+
+
+def test_pilot_progress_reports_each_token_once_when_its_text_is_sent():
+    progress = PilotProgress()
+    progress.add(1, 4, at=0.1)  # "Once"
+    progress.add(3, 12, at=0.3)  # " upon a" (two tokens in one delta)
+    progress.add(4, 17, at=0.4)  # " time"
+    assert progress.newly_sent(10) == (0.1,)  # " upon a" is not complete yet
+    assert progress.newly_sent(12) == (0.3, 0.3)
+    assert progress.newly_sent(12) == ()
+    assert progress.produced_at(5) == 0.3 and progress.produced_at(18) is None
+    assert progress.tokens_beyond(12) == 1 and progress.tokens_beyond(99) == 0
