@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from wsd_engine.config import ConfigError, cache_dir, load_config
+from wsd_engine.config import AppConfig, ConfigError, cache_dir, load_config
 from wsd_engine.weights.embedded import EMBEDDED_MODELS, PrepareError
 from wsd_engine.weights.prepare import describe, prepare_config
 
@@ -34,17 +36,33 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from server.app import create_app
-
-    overrides = {}
+def _server_overrides(args: argparse.Namespace, config: AppConfig) -> dict[str, Any]:
+    """ServerConfig fields set on the command line or by $WSD_API_KEY."""
+    overrides: dict[str, Any] = {}
     if args.host is not None:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port
+    keys = list(args.api_key or [])
+    keys += [key.strip() for key in os.environ.get("WSD_API_KEY", "").split(",") if key.strip()]
+    if keys:
+        overrides["api_keys"] = (*config.server.api_keys, *keys)
+    cors = {
+        name: tuple(value) if isinstance(value, list) else value
+        for name in ("allowed_origins", "allowed_methods", "allowed_headers", "allow_credentials")
+        if (value := getattr(args, name)) is not None
+    }
+    if cors:
+        overrides["cors"] = config.server.cors.model_copy(update=cors)
+    return overrides
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from server import lifecycle
+    from server.app import create_app
+
     config = load_config(args.config)
+    overrides = _server_overrides(args, config)
     if overrides:
         config = config.model_copy(update={"server": config.server.model_copy(update=overrides)})
     paths = prepare_config(config)
@@ -61,9 +79,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         config.server.host,
         config.server.port,
     )
-    app = create_app(config, paths)
-    uvicorn.run(app, host=config.server.host, port=config.server.port, log_level="info")
-    return 0
+    if config.server.api_keys:
+        logger.info("API keys: %d configured; /v1/* needs one", len(config.server.api_keys))
+    else:
+        logger.info("API keys: none configured; /v1/* is open to anyone who can connect")
+    return lifecycle.run(
+        config, lambda on_engine_death: create_app(config, paths, on_engine_death=on_engine_death)
+    )
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -105,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config file")
     serve.add_argument("--host", help="listen address (default: config server.host)")
     serve.add_argument("--port", type=int, help="listen port (default: config server.port)")
+    serve.add_argument(
+        "--api-key", action="append",
+        help="a key clients must send as 'Authorization: Bearer <key>' (repeat for several; "
+        "also $WSD_API_KEY, comma-separated, and config server.api_keys)",
+    )  # fmt: skip
+    serve.add_argument("--allowed-origins", nargs="+", help="CORS: origins allowed ('*': any)")
+    serve.add_argument("--allowed-methods", nargs="+", help="CORS: methods allowed")
+    serve.add_argument("--allowed-headers", nargs="+", help="CORS: headers allowed")
+    serve.add_argument(
+        "--allow-credentials", action="store_true", default=None, help="CORS: allow credentials"
+    )
     serve.set_defaults(handler=_cmd_serve)
     bench = sub.add_parser(
         "bench",

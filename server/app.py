@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -13,7 +15,8 @@ from fastapi import FastAPI
 from server import __version__
 from server.chat import ChatServing
 from server.completions import CompletionServing
-from server.errors import install_error_handlers
+from server.errors import OpenAIError, install_error_handlers
+from server.gate import ServerState, middleware_stack
 from server.metrics import WSDMetrics
 from server.registry import ModelRegistry
 from server.routes import completions, health, models
@@ -23,14 +26,21 @@ from wsd_engine.engines.pair import EnginePair
 
 logger = logging.getLogger("wsd.server")
 
+ENGINE_WATCH_INTERVAL_S = 0.5
+
 
 def create_app(
     config: AppConfig,
     model_paths: dict[str, Path] | None = None,
     engines: EnginePair | None = None,
+    on_engine_death: Callable[[], None] | None = None,
 ) -> FastAPI:
     """An app that starts both engines (from `model_paths`) on start-up and stops them on
-    shutdown; given running `engines` instead, it uses them and leaves them running."""
+    shutdown; given running `engines` instead, it uses them and leaves them running.
+
+    When an engine dies, requests in flight end with a 503 error, /health turns 503 and
+    `on_engine_death` is called (the CLI makes the process exit non-zero) if the config says so.
+    """
 
     async def start_engines() -> EnginePair:
         if engines is not None:
@@ -52,6 +62,7 @@ def create_app(
             app.state.registry = registry
             app.state.chat = ChatServing(registry, metrics)
             app.state.completions = CompletionServing(registry, metrics)
+            watcher = asyncio.create_task(watch_engines(pair, state, engine_died))
             logger.info(
                 "ready: serving %s on http://%s:%d/v1",
                 ", ".join(registry.models),
@@ -59,22 +70,53 @@ def create_app(
                 config.server.port,
             )
             yield
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         finally:
             if owned:
                 pair.shutdown()
 
+    def engine_died() -> None:
+        if on_engine_death is not None and config.server.exit_on_engine_death:
+            on_engine_death()
+
     metrics = WSDMetrics(config)
+    state = ServerState(limit=config.server.max_concurrent_requests)
+    docs = config.server.docs
     app = FastAPI(
         title="WSD Server",
         description="OpenAI-compatible Weak-to-Strong Decoding: a small aligned pilot drafts "
         "the beginning, a large base model takes over at the switch point.",
         version=__version__,
         lifespan=lifespan,
+        middleware=middleware_stack(config.server, state, metrics),
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.metrics = metrics
+    app.state.server = state
     install_error_handlers(app)
     app.include_router(completions.router)
     app.include_router(models.router)
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     return app
+
+
+async def watch_engines(pair: EnginePair, state: ServerState, died: Callable[[], None]) -> None:
+    """Poll both engines; when one is dead, abort the requests in flight and report it."""
+    while True:
+        await asyncio.sleep(ENGINE_WATCH_INTERVAL_S)
+        try:
+            await asyncio.gather(pair.pilot.check_health(), pair.base.check_health())
+        except Exception as exc:
+            logger.error("engine failure, ending the requests in flight: %s", exc)
+            state.abort_all(
+                OpenAIError(
+                    f"engine failure: {exc}", HTTPStatus.SERVICE_UNAVAILABLE, code="engine_dead"
+                )
+            )
+            died()
+            return

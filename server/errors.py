@@ -119,11 +119,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _on_known(request: Request, exc: Exception) -> JSONResponse:
         return respond(request, to_openai_error(exc))
 
-    # Specific classes are handled inside the app; a handler for bare Exception runs in
-    # Starlette's outermost middleware, which re-raises and drops the keep-alive connection.
+    # Specific classes only: anything else escapes to the gate's RequestContext, which logs
+    # it and answers 500 (a handler for bare Exception would run in Starlette's outermost
+    # middleware, which re-raises and drops the keep-alive connection).
     for known in (OpenAIError, RequestError, TemplateError, EngineError):
         app.add_exception_handler(known, _on_known)
-
-    @app.exception_handler(Exception)
-    async def _on_any(request: Request, exc: Exception) -> JSONResponse:
-        return respond(request, to_openai_error(exc))

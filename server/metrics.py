@@ -119,6 +119,22 @@ class WSDMetrics:
             "wsd_request_errors", "Failed requests by HTTP status.", [*model, "status"],
             registry=r,
         )  # fmt: skip
+        self.admission_limit = Gauge(
+            "wsd_max_concurrent_requests",
+            "The bound on completion requests running or queued at once (more get 429).",
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "wsd_requests_in_flight",
+            "Completion requests admitted and not yet ended (running or queued).",
+            registry=r,
+        )
+        self.rejected = Counter(
+            "wsd_requests_rejected",
+            "Completion requests refused before any work: 'overloaded' (429, at the bound) or "
+            "'unavailable' (503, draining or an engine died).",
+            ["reason"], registry=r,
+        )  # fmt: skip
         self.info = Info("wsd_build", "Models and method settings.", registry=r)
         self.info.info(
             {

@@ -141,11 +141,50 @@ class WSDConfig(_Strict):
     )
 
 
+class CORSConfig(_Strict):
+    """Cross-origin requests from browsers (vLLM's flag names); off while no origin is set."""
+
+    allowed_origins: tuple[str, ...] = Field(
+        default=(), description="Origins allowed to call the API ('*' for any); none: CORS off."
+    )
+    allowed_methods: tuple[str, ...] = Field(default=("*",), description="Allowed methods.")
+    allowed_headers: tuple[str, ...] = Field(default=("*",), description="Allowed headers.")
+    allow_credentials: bool = Field(default=False, description="Allow cookies and auth headers.")
+
+
 class ServerConfig(_Strict):
-    """HTTP listener."""
+    """HTTP listener, access and limits."""
 
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on.")
+    api_keys: tuple[str, ...] = Field(
+        default=(),
+        description="Keys a client must send as 'Authorization: Bearer <key>' on /v1/*; none: "
+        "no authentication. Also --api-key and $WSD_API_KEY (comma-separated).",
+    )
+    metrics_public: bool = Field(
+        default=True, description="Serve /metrics without a key when api_keys are set."
+    )
+    docs: bool = Field(default=True, description="Serve /docs, /redoc and /openapi.json.")
+    max_body_bytes: int = Field(
+        default=4 << 20, ge=1024, description="Largest request body; larger ones get 413."
+    )
+    max_concurrent_requests: int = Field(
+        default=64,
+        ge=1,
+        description="Completion requests running or queued at once; more get 429.",
+    )
+    request_timeout_s: float | None = Field(
+        default=600.0, gt=0, description="A request still running after this is aborted (504)."
+    )
+    drain_timeout_s: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, how long in-flight requests may finish."
+    )
+    exit_on_engine_death: bool = Field(
+        default=True,
+        description="Exit non-zero when an engine dies, so that a supervisor restarts the server.",
+    )
+    cors: CORSConfig = Field(default_factory=CORSConfig, description="Browser access.")
 
 
 class AppConfig(_Strict):

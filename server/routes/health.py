@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from server.deps import RegistryDep
@@ -15,8 +15,12 @@ HEALTH_TIMEOUT_S = 5.0
 
 
 @router.get("/health")
-async def health(registry: RegistryDep) -> JSONResponse:
-    """Both engines' health checks, within a few seconds."""
+async def health(registry: RegistryDep, request: Request) -> JSONResponse:
+    """503 while the server drains or after an engine died; else both engines' health
+    checks, within a few seconds."""
+    unavailable = request.app.state.server.unavailable
+    if unavailable is not None:
+        return JSONResponse({"status": "unavailable", "detail": unavailable.message}, 503)
     engines = registry.engines
     try:
         await asyncio.wait_for(

@@ -46,7 +46,8 @@ class ScriptedEngine:
         self.running: set[str] = set()
         self.generate_calls: list[tuple[list[int], SamplingSettings]] = []
         self.score_calls: list[tuple[int, int]] = []  # draft positions scored: [start, end)
-        self.fail_after_tokens: int | None = None  # raise EngineError after this many tokens
+        self.fail_after_tokens: int | None = None  # raise `failure` after this many tokens
+        self.failure: type[Exception] = EngineError
         self.is_dead = False  # every call raises EngineUnavailable
         self.cache_salts: dict[str, str | None] = {}  # request id -> its prefix-cache salt
         self._prompt_lens: dict[str, int] = {}
@@ -71,7 +72,7 @@ class ScriptedEngine:
             for n, token_id in enumerate(ids, start=1):
                 await asyncio.sleep(self.delay_s)
                 if self.fail_after_tokens is not None and n > self.fail_after_tokens:
-                    raise EngineError(f"{self.model_name}: scripted failure")
+                    raise self.failure(f"{self.model_name}: scripted failure")
                 full = self.tokenizer.decode(ids[:n], skip_special_tokens=True)
                 stop_at = _first_stop(full, sampling.stop)
                 logprobs = self._logprobs(token_id, sampling.num_logprobs)

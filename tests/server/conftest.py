@@ -3,7 +3,8 @@ and the real one (slow: the embedded models on real vLLM engines)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -29,15 +30,46 @@ def ids(embedded_config):
 # -- the scripted server (fast) --------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def scripted_engines(embedded_config) -> EnginePair:
+def new_scripted_engines(config) -> EnginePair:
+    """A fresh pair of scripted engines for `config`'s models."""
     pilot = ScriptedEngine(
-        embedded_config.pilot.served_model_name, tiny_pilot_tokenizer(), PILOT_TEXT, delay_s=0.001
+        config.pilot.served_model_name, tiny_pilot_tokenizer(), PILOT_TEXT, delay_s=0.001
     )
     base = ScriptedEngine(
-        embedded_config.base.served_model_name, tiny_base_tokenizer(), BASE_TEXT, delay_s=0.001
+        config.base.served_model_name, tiny_base_tokenizer(), BASE_TEXT, delay_s=0.001
     )
     return EnginePair(pilot=pilot, base=base)
+
+
+@pytest.fixture(scope="session")
+def scripted_engines(embedded_config) -> EnginePair:
+    return new_scripted_engines(embedded_config)
+
+
+@pytest.fixture
+def own_scripted_server(embedded_config, server_loop) -> Iterator[Callable[..., LiveServer]]:
+    """Starts scripted servers of their own, for tests that change server settings or leave
+    the server unusable: `own_scripted_server(api_keys=["k"], ...)` (ServerConfig fields),
+    with fresh scripted engines. All are stopped after the test."""
+    from server.app import create_app
+
+    running: list[Iterator[LiveServer]] = []
+
+    def start(on_engine_death: Callable[[], None] | None = None, **server: Any) -> LiveServer:
+        settings = type(embedded_config.server).model_validate(
+            {**embedded_config.server.model_dump(), **server}
+        )
+        config = embedded_config.model_copy(update={"server": settings})
+        engines = new_scripted_engines(config)
+        app = create_app(config, engines=engines, on_engine_death=on_engine_death)
+        live = serve(app, server_loop, engines)
+        running.append(live)
+        return next(live)
+
+    yield start
+    for live in running:
+        for _ in live:
+            pass
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ engine that is gone is a 503; a failure after a stream started is an in-stream e
 from __future__ import annotations
 
 import json
+import threading
 
 import httpx
 import openai
@@ -139,17 +140,16 @@ def test_errors_are_counted_and_the_connection_is_kept(scripted_server, ids):
 
 
 @pytest.mark.parametrize("which", ["wsd", "base"])
-def test_an_engine_that_is_gone_is_503(scripted_server, scripted_engines, ids, which):
-    scripted_engines.base.is_dead = True
-    response = post(
-        scripted_server,
-        "/v1/chat/completions",
-        {"model": ids[which], "messages": Q, "max_tokens": 4},
-    )
+def test_an_engine_that_is_gone_is_503(own_scripted_server, ids, which):
+    died = threading.Event()
+    server = own_scripted_server(on_engine_death=died.set)
+    server.engines.base.is_dead = True
+    response = post(server, "/v1/chat/completions", {"model": ids[which], "messages": Q})
     assert response.status_code == 503
     assert response.json()["error"]["type"] == "service_unavailable"
-    health = httpx.get(f"{scripted_server.base_url}/health", timeout=10)
-    assert health.status_code == 503 and health.json()["status"] == "unhealthy"
+    health = httpx.get(f"{server.base_url}/health", timeout=10)
+    assert health.status_code == 503 and "died" in health.json()["detail"]
+    assert died.wait(5)
 
 
 @pytest.mark.parametrize("which", ["wsd", "pilot"])
