@@ -16,7 +16,7 @@ from server.protocol import (
     Usage,
 )
 from server.serving import CompletedChoice, OpenAIServing, ResponseHeader
-from wsd_engine.request import completion_budget
+from wsd_engine.request import RequestError, completion_budget
 
 
 class CompletionServing(OpenAIServing[CompletionRequest]):
@@ -30,6 +30,7 @@ class CompletionServing(OpenAIServing[CompletionRequest]):
         streams = []
         for p, prompt in enumerate(body.prompts()):
             ids = list(tokenizer.encode(prompt)) if isinstance(prompt, str) else list(prompt)
+            _check_vocabulary(ids, len(tokenizer), body.model)
             max_tokens = completion_budget(
                 len(ids), body.max_tokens, model.max_model_len, param="prompt"
             )
@@ -111,3 +112,14 @@ def _logprobs(entries: list[TokenLogprobEntry]) -> CompletionLogprobs:
         result.text_offset.append(offset)
         offset += len(entry.token)
     return result
+
+
+def _check_vocabulary(ids: list[int], vocab_size: int, model_id: str) -> None:
+    """Token-id prompts must hold the model's token ids."""
+    outside = [token for token in ids if not 0 <= token < vocab_size]
+    if outside:
+        raise RequestError(
+            f"prompt: token id {outside[0]} is outside {model_id}'s vocabulary "
+            f"(0 to {vocab_size - 1})",
+            param="prompt",
+        )

@@ -14,6 +14,11 @@ from wsd_engine.request import WSDInfo, WSDParams, WSDRequest
 from wsd_engine.templates import Message, MessageRole
 
 MAX_N = 16
+MAX_STOP_STRINGS = 4  # OpenAI's limit
+MAX_STOP_CHARS = 1000
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # what vLLM (a 64-bit generator seed) accepts
+MAX_COMPLETION_LOGPROBS = 5  # OpenAI's limit for /v1/completions
+MAX_TOP_LOGPROBS = 20  # OpenAI's limit for chat
 _ROLE_ALIASES = {"developer": MessageRole.SYSTEM}
 
 
@@ -73,17 +78,33 @@ class SamplingRequest(_Lenient):
     model: str
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
     stop: StopField = None
     n: int = Field(default=1, ge=1, le=MAX_N)
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
 
+    @field_validator("stop")
+    @classmethod
+    def _bounded_stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        stops = [stop] if isinstance(stop, str) else stop or []
+        if len(stops) > MAX_STOP_STRINGS:
+            raise ValueError(f"at most {MAX_STOP_STRINGS} stop strings, got {len(stops)}")
+        for text in stops:
+            if not text:
+                raise ValueError("stop strings must not be empty")
+            if len(text) > MAX_STOP_CHARS:
+                raise ValueError(f"a stop string may have at most {MAX_STOP_CHARS} characters")
+        return stop
+
     @model_validator(mode="after")
     def _stream_options_need_stream(self) -> SamplingRequest:
         if self.stream_options is not None and not self.stream:
             raise ValueError("stream_options: only allowed when stream is true")
+        if self.seed is not None and self.seed + self.n - 1 > SEED_MAX:
+            # choice i samples with seed + i
+            raise ValueError(f"seed: at most {SEED_MAX - self.n + 1} with n={self.n}")
         return self
 
     def stop_strings(self) -> tuple[str, ...]:
@@ -126,7 +147,7 @@ class ChatCompletionRequest(SamplingRequest):
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
     wsd: WSDOptions | None = None
 
     @field_validator("messages")
@@ -182,7 +203,7 @@ class ChatCompletionRequest(SamplingRequest):
 class CompletionRequest(SamplingRequest):
     prompt: str | list[str] | list[int] | list[list[int]]
     max_tokens: int | None = Field(default=16, ge=1)
-    logprobs: int | None = Field(default=None, ge=0, le=20)
+    logprobs: int | None = Field(default=None, ge=0, le=MAX_COMPLETION_LOGPROBS)
     echo: bool = False
 
     @field_validator("echo")
@@ -195,7 +216,7 @@ class CompletionRequest(SamplingRequest):
     @field_validator("prompt")
     @classmethod
     def _not_empty(cls, prompt: Any) -> Any:
-        if prompt == "" or prompt == [] or prompt == [[]]:
+        if prompt == "" or prompt == [] or any(p == "" or p == [] for p in prompt):
             raise ValueError("prompt must not be empty")
         return prompt
 

@@ -8,6 +8,7 @@ followed by `data: [DONE]`.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -66,7 +67,8 @@ class OpenAIServing(ABC, Generic[RequestT]):
         """Validate, then answer with one JSON response or an event stream."""
         request.state.model_name = body.model
         header = ResponseHeader(new_id(self.id_prefix), now(), body.model)
-        choices = self.choices(body, header.id)
+        # rendering and tokenizing a large prompt must not hold up the event loop
+        choices = await asyncio.to_thread(self.choices, body, header.id)
         if body.stream:
             return StreamingResponse(
                 self._stream(body, header, choices), media_type="text/event-stream"
@@ -89,7 +91,8 @@ class OpenAIServing(ABC, Generic[RequestT]):
     @abstractmethod
     def choices(self, body: RequestT, request_id: str) -> list[AsyncIterator[ChoiceEvent]]:
         """One event stream per choice, in index order; raises for anything a client can get
-        wrong, before any engine work starts."""
+        wrong, before any engine work starts. Runs in a worker thread (it renders and
+        tokenizes), so it only builds the streams: they start on the event loop."""
 
     @abstractmethod
     def response(

@@ -39,20 +39,44 @@ def post(server, path, body):
         ({"top_p": 0}, "top_p"),
         ({"n": 0}, "n"),
         ({"n": 17}, "n"),
-        ({"stream_options": {"include_usage": True}}, None),
         ({"top_logprobs": 21, "logprobs": True}, "top_logprobs"),
         ({"top_logprobs": 2}, None),
         ({"extra_body": {"wsd": {"threshold": 1.5}}}, "wsd.threshold"),
         ({"extra_body": {"wsd": {"window": 0}}}, "wsd.window"),
+        ({"stop": [""]}, "stop"),
+        ({"stop": ""}, "stop"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"stop": "x" * 1001}, "stop"),
+        ({"seed": 2**70}, "seed"),
+        ({"seed": -(2**63) - 1}, "seed"),
+        ({"seed": 2**63 - 1, "n": 2}, None),
     ],
 )
+@pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("which", ["wsd", "pilot"])
-def test_bad_chat_requests_are_400_naming_the_field(scripted_client, ids, which, overrides, param):
-    kwargs = {"model": ids[which], "messages": Q, "max_tokens": 4, **overrides}
+def test_bad_chat_requests_are_400_naming_the_field(
+    scripted_client, ids, which, stream, overrides, param
+):
+    kwargs = {"model": ids[which], "messages": Q, "max_tokens": 4, "stream": stream, **overrides}
     with pytest.raises(openai.BadRequestError) as raised:
         scripted_client.chat.completions.create(**kwargs)
     assert raised.value.status_code == 400
     assert_error_shape({"error": raised.value.body}, param=param)
+
+
+def test_stream_options_without_stream_are_400(scripted_client, ids):
+    with pytest.raises(openai.BadRequestError) as raised:
+        scripted_client.chat.completions.create(
+            model=ids["pilot"], messages=Q, stream_options={"include_usage": True}
+        )
+    assert_error_shape({"error": raised.value.body}, param=None)
+
+
+def test_the_largest_seed_is_served(scripted_client, ids):
+    answer = scripted_client.chat.completions.create(
+        model=ids["pilot"], messages=Q, max_tokens=4, seed=2**63 - 1
+    )
+    assert answer.choices[0].message.content
 
 
 @pytest.mark.parametrize(
@@ -115,12 +139,21 @@ def test_prompt_beyond_the_context(scripted_client, ids, which):
         ({"echo": True}, "echo", None),
         ({"prompt": ""}, "prompt", None),
         ({"prompt": "word " * 3000}, "prompt", "context_length_exceeded"),
-        ({"logprobs": 21}, "logprobs", None),
+        ({"logprobs": 6}, "logprobs", None),
+        ({"prompt": ["Hello", ""]}, "prompt", None),
+        ({"prompt": [[1, 2], []]}, "prompt", None),
+        ({"prompt": [1, 10**9]}, "prompt", None),
+        ({"prompt": [-1]}, "prompt", None),
+        ({"stop": [""]}, "stop", None),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop", None),
+        ({"seed": 2**64}, "seed", None),
         ({"max_tokens": 0}, "max_tokens", None),
     ],
 )
-def test_bad_completion_requests_are_400(scripted_server, ids, overrides, param, code):
-    body = {"model": ids["base"], "prompt": "Hello", "max_tokens": 4, **overrides}
+@pytest.mark.parametrize("stream", [False, True])
+def test_bad_completion_requests_are_400(scripted_server, ids, overrides, param, code, stream):
+    body = {"model": ids["base"], "prompt": "Hello", "max_tokens": 4, "stream": stream}
+    body.update(overrides)
     response = post(scripted_server, "/v1/completions", body)
     assert response.status_code == 400
     assert_error_shape(response.json(), param=param, code=code)

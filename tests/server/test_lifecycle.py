@@ -118,3 +118,60 @@ def test_an_engine_death_exits_non_zero(process, ids):
     assert "engine died" in lines[-2] and '"error"' in lines[-2]
     assert lines[-1] == "data: [DONE]"
     assert server.popen.wait(30) == 1
+
+
+@pytest.mark.slow
+def test_a_killed_engine_worker_ends_streams_and_the_server_exits_1(model_paths):
+    """`wsd serve` on the real engines; one engine's worker process is killed by PID."""
+    import psutil
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wsd_cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(1)
+        lines: list[tuple[float, str]] = []
+        body = {
+            "model": "wsd",
+            "messages": [{"role": "user", "content": "Tell me a long story about a dragon."}],
+            "max_tokens": 300,
+            "stream": True,
+        }
+
+        def run() -> None:
+            with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as r:
+                lines.extend((time.monotonic(), line) for line in r.iter_lines() if line)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        while len(lines) < 3 and thread.is_alive():
+            time.sleep(0.05)
+        workers = [
+            child
+            for child in psutil.Process(server.pid).children(recursive=True)
+            if child.name() == "VLLM::Worker"
+        ]
+        assert len(workers) == 2  # one per engine
+        killed_at = time.monotonic()
+        workers[-1].kill()
+        thread.join(30)
+        ended_at, last = lines[-2]
+        assert ended_at - killed_at < 5
+        assert '"error"' in last and "engine" in last
+        assert lines[-1][1] == "data: [DONE]"
+        assert server.wait(60) == 1
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
