@@ -68,6 +68,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=600s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=5)"]
 ENTRYPOINT ["wsd"]
+# Listens on 0.0.0.0: pass -e WSD_API_KEY=<key>[,<key>...] to require a key on /v1/*.
 CMD ["serve", "--config", "/app/configs/embedded.yaml", "--host", "0.0.0.0", "--port", "8000"]
 
 ########################################################################################
@@ -119,4 +120,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=600s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=5)"]
 ENTRYPOINT ["wsd"]
+# Listens on 0.0.0.0: pass -e WSD_API_KEY=<key>[,<key>...] to require a key on /v1/*.
 CMD ["serve", "--config", "/app/configs/paper-gpu-gemma2.yaml", "--host", "0.0.0.0", "--port", "8000"]

@@ -59,6 +59,7 @@ def create_app(
         try:
             await pair.warm_up()
             registry = ModelRegistry(config, pair)
+            metrics.watch_engines(pair.pilot, pair.base)
             app.state.registry = registry
             app.state.chat = ChatServing(registry, metrics)
             app.state.completions = CompletionServing(registry, metrics)

@@ -18,6 +18,7 @@ from wsd_engine.timeline import StreamTimeline
 
 if TYPE_CHECKING:
     from server.choices import ChoiceEnd, ChoicePiece
+    from wsd_engine.engines.protocol import Engine
 
 # From milliseconds to minutes: the same dashboard reads well on CPU and on GPU.
 LATENCY_BUCKETS_S = (
@@ -135,6 +136,11 @@ class WSDMetrics:
             "'unavailable' (503, draining or an engine died).",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.engine_requests = Gauge(
+            "wsd_engine_requests",
+            "Requests inside each engine (vLLM's unfinished requests: running or waiting).",
+            ["role"], registry=r,
+        )  # fmt: skip
         self.info = Info("wsd_build", "Models and method settings.", registry=r)
         self.info.info(
             {
@@ -147,6 +153,11 @@ class WSDMetrics:
                 "version": __version__,
             }
         )
+
+    def watch_engines(self, pilot: Engine, base: Engine) -> None:
+        """Read each engine's request count at every scrape."""
+        self.engine_requests.labels(Role.PILOT.value).set_function(pilot.num_unfinished_requests)
+        self.engine_requests.labels(Role.BASE.value).set_function(base.num_unfinished_requests)
 
     def count_tokens(self, model_name: str, role: Role, prompt: int, generated: int) -> None:
         """Tokens one engine handled for one choice."""
