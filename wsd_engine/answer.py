@@ -66,21 +66,19 @@ class AnswerStream:
         and the early head no longer applies.
         """
         upto = min(num_settled, self.max_tokens, len(self.draft.stable_ids))
-        if upto > self.num_draft_tokens or is_final:
+        # max_tokens kept: the answer's draft part ends here too, a cut character included
+        is_last = is_final or upto == self.max_tokens
+        if upto > self.num_draft_tokens or is_last:
             self.num_draft_tokens = max(upto, self.num_draft_tokens)
             kept = self.draft.stable_ids[: self.num_draft_tokens]
-            self._decoder.advance(kept, is_final=is_final)
+            self._decoder.advance(kept, is_final=is_last)
             self.num_tokens = max(self.num_tokens, self.num_draft_tokens)
         final_text = self._decoder.text
-        if not is_final:
+        if not is_last:
             early = self._early_head(min(self.window, self.max_tokens))
             if len(early) > len(final_text):
                 final_text = early
-        if not final_text.startswith(self._draft_sent):
-            raise StabilityViolation("draft text already streamed is not a prefix of the answer")
-        piece = final_text[len(self._draft_sent) :]
-        self._draft_sent = max(final_text, self._draft_sent, key=len)
-        released = self._stops.push(piece)
+        released = self._stops.push(self._unsent_draft(final_text, is_last))
         self.prefix_chars = len(self._stops.text)
         return released
 
@@ -106,12 +104,30 @@ class AnswerStream:
         text = after[len(before) :]
         return None if self._stops.leaves_pending(text) else text
 
+    def _unsent_draft(self, final_text: str, is_last: bool) -> str:
+        """The part of the final draft text not sent yet.
+
+        Settled text and the early head are both prefixes of every possible answer, so either
+        may be shorter than what the other already sent, until the draft part is complete.
+        Anything else means a rule is broken.
+        """
+        if final_text.startswith(self._draft_sent):
+            piece = final_text[len(self._draft_sent) :]
+            self._draft_sent = final_text
+            return piece
+        if not is_last and self._draft_sent.startswith(final_text):
+            return ""
+        raise StabilityViolation("draft text already streamed is not a prefix of the answer")
+
     def _early_head(self, limit: int) -> str:
-        """Draft text certainly inside the first `limit` base tokens.
+        """Draft text certainly inside the first `limit` base tokens, whatever they turn out to be.
 
         Tokens past the stable cut may still change, but each covers at least one UTF-8 byte,
-        so the bytes right after the cut fit in the remaining first-window tokens. Trailing
-        whitespace is left out: the finished draft is stripped.
+        so the bytes right after the cut fit in the remaining first-window tokens. Left out:
+        trailing whitespace (the finished draft is stripped), text that may begin a special
+        token, and text whose decoding later tokens may change (the answer may end inside the
+        next character); nothing at all when the text does not survive the round trip through
+        base tokens.
         """
         budget = limit - len(self.draft.stable_ids)
         if budget <= 0 or self.draft.is_final:
@@ -125,7 +141,14 @@ class AnswerStream:
                 tail = tail[:index]
                 break
         candidate = head + tail
-        # the answer is decoded from base tokens: only text that survives the round trip
-        if self._decoder.decode(self.draft.encode(candidate)) != candidate:
+        if self._round_trip(candidate) is None:
             return ""
-        return candidate
+        candidate = candidate[: len(candidate) - self.draft.special_token_start(candidate)]
+        candidate_ids = self._round_trip(candidate)
+        return "" if candidate_ids is None else self._decoder.sealed_text(candidate_ids)
+
+    def _round_trip(self, text: str) -> list[int] | None:
+        """The base tokens of `text` when they decode back to it (no special token's text, no
+        character the decoder writes differently)."""
+        token_ids = self.draft.encode(text)
+        return token_ids if self._decoder.decode(token_ids) == text else None

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 from typing import Any
 
 _LAST_WORDS = re.compile(r"\s+\S+\s*$")
+# SentencePiece-style byte fallback: a character outside the vocabulary becomes one token per
+# UTF-8 byte, and the decoder decodes each run of such tokens as one byte string.
+_BYTE_TOKEN = re.compile(r"<0x[0-9A-Fa-f]{2}>")
 # Text without whitespace (digit runs, CJK, long URLs) has no word boundary to cut at; there
 # a token boundary this many characters before the end is used instead.
 _DEEP_CUT_MARGIN_CHARS = 32
@@ -41,6 +46,21 @@ class DraftTokenizer:
     def encode(self, text: str) -> list[int]:
         """Base token ids of a text fragment, without special tokens."""
         return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def special_token_start(self, text: str) -> int:
+        """Length of the longest end of `text` that may begin a special token's text.
+
+        The tokenizer reads a special token's text in the draft as that token, which decodes
+        to nothing: text that may begin one may vanish from the answer.
+        """
+        specials = _special_token_texts(self._tokenizer)
+        longest = max(map(len, specials), default=0)
+        for length in range(min(longest, len(text)), 0, -1):
+            end = text[-length:]
+            index = bisect.bisect_left(specials, end)
+            if index < len(specials) and specials[index].startswith(end):
+                return length
+        return 0
 
     def append(self, text: str) -> list[int]:
         """Add pilot text; returns the base tokens that just became stable."""
@@ -97,13 +117,38 @@ class IncrementalDecoder:
         """Full text of the tokens (special tokens skipped)."""
         return str(self._tokenizer.decode(token_ids, skip_special_tokens=True))
 
+    def sealed_text(self, token_ids: list[int]) -> str:
+        """The start of the tokens' text that no token appended later can change.
+
+        Decoding a token list is not decoding its prefixes one after the other: a character
+        cut at the end decodes to U+FFFD (byte-level BPE), and a run of byte-fallback tokens
+        decodes as one byte string, so a run that ends inside a character becomes one U+FFFD
+        per byte, the whole characters before the cut included. Special tokens are dropped
+        before that, so a run goes on across them. A trailing run of byte and special tokens
+        and trailing U+FFFD wait for the tokens after them.
+        """
+        end = len(token_ids)
+        while end and self._may_continue_a_byte_run(token_ids[end - 1]):
+            end -= 1
+        return self.decode(token_ids[:end]).rstrip("\ufffd")
+
     def advance(self, token_ids: list[int], is_final: bool = False) -> str:
-        """New text since the last call; an incomplete character waits unless `is_final`."""
-        full = self.decode(token_ids)
-        if not is_final and full.endswith("\ufffd"):
-            return ""
+        """New text since the last call: the sealed text, or with `is_final` (no token follows)
+        all of it, a cut character decoded to U+FFFD as the answer has it."""
+        full = self.decode(token_ids) if is_final else self.sealed_text(token_ids)
         if not full.startswith(self.text):
             raise StabilityViolation("decoded text of a token prefix changed")
         piece = full[len(self.text) :]
         self.text = full
         return piece
+
+    def _may_continue_a_byte_run(self, token_id: int) -> bool:
+        token = self._tokenizer.convert_ids_to_tokens(token_id)
+        return bool(_BYTE_TOKEN.fullmatch(token)) or self.decode([token_id]) == ""
+
+
+@functools.lru_cache(maxsize=8)
+def _special_token_texts(tokenizer: Any) -> tuple[str, ...]:
+    """The texts of a tokenizer's special tokens, sorted (Gemma 3 has over 6,000)."""
+    added = tokenizer.added_tokens_decoder.values()
+    return tuple(sorted(token.content for token in added if token.special))

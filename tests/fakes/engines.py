@@ -84,6 +84,8 @@ class ScriptedEngine:
                 if n == len(ids):
                     finish = FinishReason.LENGTH if n == sampling.max_tokens else FinishReason.STOP
                 end = len(full) if finish else max(sent, len(full) - held_back)
+                if not finish and full.endswith("\ufffd"):
+                    end = sent  # like vLLM: an incomplete character waits for its next bytes
                 yield GenerationDelta([token_id], full[sent:end], logprobs, finish)
                 sent = end
             if not ids:

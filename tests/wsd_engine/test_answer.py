@@ -80,3 +80,47 @@ def test_max_tokens_completes_the_answer(base_tokenizer):
     draft.append(DRAFT)
     answer.release_draft(num_settled=10)
     assert answer.is_complete and answer.num_tokens == 4
+
+
+def stream_draft(tokenizer, text, window, max_tokens):
+    """Feed a draft one character at a time, every stable token settled at once (the base
+    finds the draft unlikely); returns the text streamed and the answer."""
+    draft, answer = make(tokenizer, window=window, max_tokens=max_tokens)
+    streamed = ""
+    for char in text:
+        draft.append(char)
+        streamed += answer.release_draft(num_settled=len(draft.stable_ids) + window)
+        if answer.is_complete:
+            break
+    return streamed + answer.finish(), answer
+
+
+# U+A66E is outside both base vocabularies: three byte-fallback tokens <0xEA><0x99><0xAE>
+RARE = "\ua66e"
+
+
+def test_an_answer_ending_inside_a_character_keeps_the_streamed_head(base_tokenizer):
+    # the early head streams "a"; the answer is "a" and the first byte of RARE
+    streamed, answer = stream_draft(base_tokenizer, f"a{RARE} more", window=6, max_tokens=2)
+    expected = base_tokenizer.decode(ids(base_tokenizer, f"a{RARE}")[:2])
+    assert expected.startswith("a") and expected.endswith("\ufffd")
+    assert streamed == answer.text == expected
+
+
+def test_the_early_head_holds_back_characters_a_byte_run_may_garble(base_tokenizer):
+    # byte-fallback tokens decode as one run: a run cut inside its second character turns
+    # into one U+FFFD per byte, the whole first character included
+    streamed, answer = stream_draft(base_tokenizer, f"{RARE * 2} more", window=6, max_tokens=4)
+    expected = base_tokenizer.decode(ids(base_tokenizer, RARE * 2)[:4])
+    assert RARE not in expected
+    assert streamed == answer.text == expected
+
+
+def test_a_byte_run_goes_on_across_a_special_token(base_tokenizer):
+    # "<eos>" in the draft is the special token, which decoding drops before it joins bytes:
+    # cut inside the second RARE, the run garbles the first one too
+    draft = f"{RARE}<eos>{RARE} more"
+    streamed, answer = stream_draft(base_tokenizer, draft, window=4, max_tokens=5)
+    expected = base_tokenizer.decode(ids(base_tokenizer, draft)[:5], skip_special_tokens=True)
+    assert RARE not in expected
+    assert streamed == answer.text == expected

@@ -228,6 +228,18 @@ async def test_early_head_respects_max_tokens(pilot_tokenizer, base_tokenizer):
     assert outcome.text == base_tokenizer.decode(ids[:2])
 
 
+async def test_an_answer_ending_inside_a_rare_character_is_the_offline_answer(
+    pilot_tokenizer, base_tokenizer
+):
+    # U+A66E is three byte-fallback tokens for the base: at max_tokens 2 the answer ends
+    # inside it, right after the early head was streamed (seen at temperature 2.0)
+    draft = "a\ua66e more words"
+    orch, _, _ = make(pilot_tokenizer, base_tokenizer, draft=draft)
+    _, outcome = await run(orch, request(max_tokens=2, temperature=2.0))
+    assert outcome.text == base_tokenizer.decode(base_ids(base_tokenizer, draft)[:2])
+    assert outcome.finish_reason is FinishReason.LENGTH
+
+
 async def test_busy_base_scores_up_to_cache_block_boundaries(pilot_tokenizer, base_tokenizer):
     # a long draft the base never accepts: every token is scored, pass after pass
     draft = " ".join(["Paris has many old streets, bridges and small squares."] * 4)

@@ -48,6 +48,8 @@ WHITESPACE = st.sampled_from([" ", "  ", "   ", "\n", "\n\n", " \n", "\t", "\n \
 RUNS = st.sampled_from(["1.", "1.1", "=", "ab", "日本", "🙂", "-", "xyz123", "..", "a.b/"]).flatmap(
     lambda unit: st.integers(10, 60).map(lambda n: unit * n)
 )
+# U+A66E is outside both base vocabularies: three byte-fallback tokens
+RARE = "\ua66e"
 PIECE_TEXT = st.lists(st.one_of(WORDS, WHITESPACE, RUNS, st.text(max_size=4)), max_size=30).map(
     "".join
 )
@@ -108,3 +110,36 @@ def test_incremental_decoder_holds_back_incomplete_characters(base_tokenizer):
     pieces = [decoder.advance(ids[:n]) for n in range(1, len(ids) + 1)]
     assert "".join(pieces) == "ok 🙂 fine"
     assert all("\ufffd" not in p for p in pieces)
+
+
+@pytest.mark.parametrize("which", ["pilot", "base"])
+def test_sealed_text_is_the_start_of_every_longer_decoding(which, tokenizers):
+    tokenizer = getattr(tokenizers, which)
+    decoder = IncrementalDecoder(tokenizer)
+    odd = st.sampled_from([RARE, "ж", "🙂", "\ufffd", "\u3000", "\r\n", "<eos>"])
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(text=st.lists(st.one_of(WORDS, WHITESPACE, odd, st.text(max_size=3)), max_size=8))
+    def check(text):
+        ids = tokenizer.encode("".join(text), add_special_tokens=False)
+        decoded = [decoder.decode(ids[:end]) for end in range(len(ids) + 1)]
+        for end in range(len(ids) + 1):
+            sealed = decoder.sealed_text(ids[:end])
+            assert all(longer.startswith(sealed) for longer in decoded[end:])
+
+    check()
+
+
+def test_a_byte_run_cut_inside_a_character_garbles_the_whole_run(base_tokenizer):
+    ids = base_tokenizer.encode(f"ok {RARE}{RARE} fine", add_special_tokens=False)
+    decoder = IncrementalDecoder(base_tokenizer)
+    cut = ids[: len(base_tokenizer.encode("ok ", add_special_tokens=False)) + 4]
+    assert decoder.decode(cut) == "ok " + "\ufffd" * 4  # not "ok " RARE and one U+FFFD
+    assert decoder.sealed_text(cut) == "ok "
+
+
+def test_text_that_may_begin_a_special_token_is_found(base_tokenizer):
+    draft = DraftTokenizer(base_tokenizer)
+    assert draft.special_token_start("Hi <eo") == len("<eo")
+    assert draft.special_token_start("Hi <") == 1
+    assert draft.special_token_start("Hi <eos> x") == 0
