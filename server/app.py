@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -98,6 +99,7 @@ def create_app(
     )
     app.state.metrics = metrics
     app.state.server = state
+    _document_errors_as_sent(app)
     install_error_handlers(app)
     app.include_router(completions.router)
     app.include_router(models.router)
@@ -121,3 +123,23 @@ async def watch_engines(pair: EnginePair, state: ServerState, died: Callable[[],
             )
             died()
             return
+
+
+def _document_errors_as_sent(app: FastAPI) -> None:
+    """FastAPI documents a 422 validation error for every body; this server answers 400 with
+    an OpenAI error object instead (the routes document it), so the 422 leaves the document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = document.get("components", {}).get("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -331,6 +331,19 @@ class Completion(BaseModel):
     usage: Usage | None = None
 
 
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error: OpenAI's shape."""
+
+    error: ErrorDetail
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"

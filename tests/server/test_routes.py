@@ -17,6 +17,14 @@ def test_health_and_openapi(scripted_server):
     assert {"/v1/chat/completions", "/v1/completions", "/v1/models"} <= set(spec["paths"])
     wsd = spec["components"]["schemas"]["WSDInfo"]["properties"]
     assert "prefix_chars" in wsd and wsd["accept_index"]["description"]
+    for path in ("/v1/chat/completions", "/v1/completions"):
+        responses = spec["paths"][path]["post"]["responses"]
+        assert "422" not in responses  # validation errors are 400s with an OpenAI error
+        assert responses["400"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorResponse"
+        }
+        assert {"401", "404", "413", "429", "503", "504"} <= set(responses)
+        assert "text/event-stream" in responses["200"]["content"]
 
 
 def test_metrics_are_prometheus_text(scripted_server):
