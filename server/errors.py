@@ -65,7 +65,7 @@ def to_openai_error(exc: BaseException) -> OpenAIError:
     if isinstance(exc, TemplateError):
         return OpenAIError(str(exc), param="messages")
     if isinstance(exc, EngineRequestInvalid):
-        return OpenAIError(str(exc))
+        return OpenAIError(str(exc), param=exc.param)
     if isinstance(exc, EngineUnavailable):
         return OpenAIError(str(exc), HTTPStatus.SERVICE_UNAVAILABLE)
     if isinstance(exc, EngineError):

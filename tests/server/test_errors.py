@@ -203,3 +203,12 @@ def test_a_failure_mid_stream_is_an_error_line_then_done(
     assert "scripted failure" in error["error"]["message"]
     chunks = [json.loads(line.removeprefix("data: ")) for line in lines[:-2]]
     assert all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)
+
+
+def test_an_engine_refusal_is_400_naming_the_engines_parameter():
+    from server.errors import to_openai_error
+    from wsd_engine.engines.protocol import EngineRequestInvalid
+
+    error = to_openai_error(EngineRequestInvalid("base: temperature must be >= 0", "temperature"))
+    assert error.status == 400 and error.param == "temperature"
+    assert_error_shape(error.body(), param="temperature")

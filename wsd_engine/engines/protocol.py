@@ -25,7 +25,12 @@ class EngineUnavailable(EngineError):
 
 
 class EngineRequestInvalid(EngineError):
-    """The engine rejected a request's parameters (HTTP 400)."""
+    """The engine rejected a request's parameters (HTTP 400); `param` names the one it
+    named, if any."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 @dataclass(frozen=True)

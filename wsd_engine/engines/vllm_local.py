@@ -192,9 +192,9 @@ class VLLMEngine:
         cache_salt: str | None = None,
     ) -> AsyncIterator[GenerationDelta]:
         """Stream deltas; closing or cancelling the iterator aborts the request."""
-        params = _to_sampling_params(sampling)
         prompt = _tokens_prompt(prompt_token_ids, cache_salt)
         async with _translate_errors(self.model_name):
+            params = _to_sampling_params(sampling)
             async for output in self._llm.generate(prompt, params, request_id):
                 completion = output.outputs[0]
                 finish = None
@@ -372,6 +372,7 @@ async def _translate_errors(model_name: str) -> AsyncIterator[None]:
     except EngineDeadError as exc:
         raise EngineUnavailable(f"{model_name}: engine died") from exc
     except (VLLMClientError, ValueError) as exc:
-        raise EngineRequestInvalid(f"{model_name}: {exc}") from exc
+        param = getattr(exc, "parameter", None)
+        raise EngineRequestInvalid(f"{model_name}: {exc}", param=param) from exc
     except EngineGenerateError as exc:
         raise EngineError(f"{model_name}: generation failed: {exc.__cause__}") from exc

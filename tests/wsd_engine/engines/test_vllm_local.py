@@ -164,3 +164,17 @@ def test_engine_args_carry_the_scheduler_budget(embedded_config, tmp_path):
     assert engine_args(base, tmp_path).max_num_batched_tokens is None  # vLLM's default
     budget = base.model_copy(update={"max_num_batched_tokens": 256})
     assert engine_args(budget, tmp_path).max_num_batched_tokens == 256
+
+
+async def test_a_request_vllm_refuses_names_the_parameter(engine_pair, server_loop):
+    from wsd_engine.engines.protocol import EngineRequestInvalid
+
+    async def refused():
+        settings = SamplingSettings(max_tokens=4, temperature=-1.0)
+        with pytest.raises(EngineRequestInvalid) as raised:
+            await collect(engine_pair.base, [2, 100], settings, "refused-temperature")
+        return raised.value
+
+    error = await server_loop.call(refused())
+    assert error.param == "temperature"
+    assert engine_pair.base.model_name in str(error)
