@@ -169,8 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `wsd` console script."""
+    from server.gate import tag_log_records_with_request_ids
+
+    tag_log_records_with_request_ids()  # log lines written for a request name its id
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s%(request_id)s: %(message)s",
     )
     args = build_parser().parse_args(argv)
     try:

@@ -17,10 +17,10 @@ from server import __version__
 from server.chat import ChatServing
 from server.completions import CompletionServing
 from server.errors import OpenAIError, install_error_handlers
-from server.gate import ServerState, middleware_stack
+from server.gate import ServerState, middleware_stack, tag_log_records_with_request_ids
 from server.metrics import WSDMetrics
 from server.registry import ModelRegistry
-from server.routes import completions, health, models
+from server.routes import completions, health, models, tokenize
 from server.routes import metrics as metrics_route
 from wsd_engine.config import AppConfig
 from wsd_engine.engines.pair import EnginePair
@@ -83,6 +83,7 @@ def create_app(
         if on_engine_death is not None and config.server.exit_on_engine_death:
             on_engine_death()
 
+    tag_log_records_with_request_ids()
     metrics = WSDMetrics(config)
     state = ServerState(limit=config.server.max_concurrent_requests)
     docs = config.server.docs
@@ -103,6 +104,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(completions.router)
     app.include_router(models.router)
+    app.include_router(tokenize.router)
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     return app

@@ -12,6 +12,7 @@ import hmac
 import logging
 import uuid
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -30,6 +31,27 @@ logger = logging.getLogger("wsd.server")
 # The routes that run engine work: admission, the timeout and aborts apply to them.
 GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 RETRY_AFTER_S = 1
+TOKENIZER_PATHS = frozenset({"/tokenize", "/detokenize"})
+
+# The id of the request being handled: set for its handler and every task it starts.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def tag_log_records_with_request_ids() -> None:
+    """Give every log record a `request_id` attribute: " [<id>]" while a request is being
+    handled, else "" (for log formats: `%(name)s%(request_id)s: %(message)s`)."""
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, "tags_request_ids", False):
+        return
+
+    def tagged(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        request_id = REQUEST_ID.get()
+        record.request_id = f" [{request_id}]" if request_id else ""
+        return record
+
+    tagged.tags_request_ids = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(tagged)
 
 
 @dataclass
@@ -130,6 +152,13 @@ class RequestContext:
             return
         request_id = Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self._handle(scope, receive, send, request_id)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -154,8 +183,8 @@ class RequestContext:
 
 
 class APIKeyCheck:
-    """`Authorization: Bearer <key>` on /v1/* (and /metrics if it is not public), compared in
-    constant time with every configured key."""
+    """`Authorization: Bearer <key>` on /v1/*, /tokenize and /detokenize (and /metrics if it
+    is not public), compared in constant time with every configured key."""
 
     def __init__(self, app: ASGIApp, keys: Iterable[str], protect_metrics: bool) -> None:
         self.app = app
@@ -163,7 +192,9 @@ class APIKeyCheck:
         self.protect_metrics = protect_metrics
 
     def _protected(self, path: str) -> bool:
-        return path.startswith("/v1/") or (self.protect_metrics and path == "/metrics")
+        if path.startswith("/v1/") or path in TOKENIZER_PATHS:
+            return True
+        return self.protect_metrics and path == "/metrics"
 
     def _valid(self, token: str) -> bool:
         given = token.encode()

@@ -356,3 +356,56 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+# -- /tokenize and /detokenize (vLLM's shapes) ---------------------------------------------
+
+
+class TokenizeRequest(_Lenient):
+    """vLLM's tokenize request, text (`prompt`) or chat (`messages`) form. The WSD model id
+    (the default) tokenizes as the base model, whose tokens `usage` counts."""
+
+    model: str | None = None
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    add_special_tokens: bool | None = Field(
+        default=None, description="Add BOS and the like: default true for `prompt`."
+    )
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+    return_token_strs: bool = False
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TokenizeRequest:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give either prompt or messages")
+        return self
+
+    def refused_chat_option(self) -> str | None:
+        """A chat-form option the server does not implement (it renders chat prompts one way,
+        as its models see them), if the request sets one."""
+        if self.messages is None:
+            return None
+        if not self.add_generation_prompt:
+            return "add_generation_prompt"
+        if self.continue_final_message:
+            return "continue_final_message"
+        if self.add_special_tokens:
+            return "add_special_tokens"
+        return None
+
+
+class TokenizeResponse(BaseModel):
+    count: int
+    max_model_len: int
+    tokens: list[int]
+    token_strs: list[str] | None = None
+
+
+class DetokenizeRequest(_Lenient):
+    model: str | None = None
+    tokens: list[Annotated[int, Field(ge=0, le=SEED_MAX)]]
+
+
+class DetokenizeResponse(BaseModel):
+    prompt: str

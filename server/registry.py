@@ -89,3 +89,13 @@ class ModelRegistry:
                 code="model_not_supported",
             )
         return model
+
+    def tokenizing_model(self, model_id: str | None) -> EngineModel:
+        """The single model whose tokenizer and prompt template stand for `model_id` (default:
+        the WSD id). For the WSD id it is the base model, whose tokens `usage` counts."""
+        model = self.get(model_id or self.wsd.id)
+        if isinstance(model, WSDModel):
+            base = self.models[self.engines.base.model_name]
+            assert isinstance(base, EngineModel)
+            return base
+        return model

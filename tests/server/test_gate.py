@@ -36,6 +36,7 @@ def test_keys_are_required_on_v1_only(own_scripted_server, ids):
     for key in ("key-one", "key-two"):
         ok = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"})
         assert ok.status_code == 200
+    assert httpx.post(f"{url}/tokenize", json={"prompt": "a"}).status_code == 401
     assert httpx.get(f"{url}/health").status_code == 200
     assert httpx.get(f"{url}/metrics").status_code == 200
 
@@ -154,7 +155,7 @@ def test_a_request_past_the_timeout_is_ended_and_its_work_cancelled(
 
 
 def test_an_unexpected_error_is_a_500_with_the_request_id_and_the_connection_lives(
-    own_scripted_server, ids
+    own_scripted_server, ids, caplog
 ):
     server = own_scripted_server()
     server.engines.pilot.failure = RuntimeError
@@ -173,6 +174,9 @@ def test_an_unexpected_error_is_a_500_with_the_request_id_and_the_connection_liv
         server.engines.pilot.fail_after_tokens = None
         good = http.post("/v1/chat/completions", json=chat(ids["pilot"]))
         assert good.status_code == 200 and len(good.headers["x-request-id"]) == 32
+    failures = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failures) == 3
+    assert all(r.request_id == " [req-123]" for r in failures)  # the log format's field
 
 
 # -- CORS ---------------------------------------------------------------------------------
