@@ -72,8 +72,28 @@ class WSDOptions(_Lenient):
 StopField = Annotated[str | list[str] | None, Field(default=None)]
 
 
-class SamplingRequest(_Lenient):
-    """Fields chat and text completions share."""
+# Fields of OpenAI's API that only inform (logging, storage, routing on OpenAI's side): accepted.
+INFORMATIONAL_FIELDS = frozenset(
+    {"user", "metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key"}
+)
+# Fields accepted only with the value that changes nothing, until they are implemented.
+NEUTRAL_VALUES: dict[str, tuple[Any, ...]] = {
+    "presence_penalty": (0, 0.0),
+    "frequency_penalty": (0, 0.0),
+    "logit_bias": ({},),
+    "tools": ([],),
+    "tool_choice": ("none",),
+    "parallel_tool_calls": (True, False),  # without tools it means nothing
+    "response_format": ({"type": "text"},),
+    "modalities": (["text"],),
+}
+
+
+class SamplingRequest(BaseModel):
+    """Fields chat and text completions share. A field the server does not implement is
+    refused (`refused_field`), never silently ignored."""
+
+    model_config = ConfigDict(extra="allow")
 
     model: str
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -106,6 +126,16 @@ class SamplingRequest(_Lenient):
             # choice i samples with seed + i
             raise ValueError(f"seed: at most {SEED_MAX - self.n + 1} with n={self.n}")
         return self
+
+    def refused_field(self) -> str | None:
+        """The first field of the request that the server does not implement, if any."""
+        for name, value in (self.model_extra or {}).items():
+            if name in INFORMATIONAL_FIELDS:
+                continue
+            if name in NEUTRAL_VALUES and value in NEUTRAL_VALUES[name]:
+                continue
+            return name
+        return None
 
     def stop_strings(self) -> tuple[str, ...]:
         """Stop strings as a tuple (a single string becomes one stop)."""

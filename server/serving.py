@@ -25,6 +25,7 @@ from server.metrics import ChoiceTimer, WSDMetrics
 from server.protocol import SamplingRequest, TokenLogprobEntry, Usage, new_id, now
 from server.registry import ModelRegistry
 from server.sse import SSE_DONE, merge, sse, sse_error, to_json
+from wsd_engine.request import RequestError
 
 RequestT = TypeVar("RequestT", bound=SamplingRequest)
 
@@ -66,6 +67,15 @@ class OpenAIServing(ABC, Generic[RequestT]):
     async def respond(self, body: RequestT, request: Request) -> Response:
         """Validate, then answer with one JSON response or an event stream."""
         request.state.model_name = body.model
+        self.registry.get(body.model)  # an unknown model is a 404 before anything else
+        refused = body.refused_field()
+        if refused is not None:
+            raise RequestError(
+                f"{refused}: not supported by this server; send the request without it "
+                "(the supported fields are listed in the README)",
+                param=refused,
+                code="unsupported_field",
+            )
         header = ResponseHeader(new_id(self.id_prefix), now(), body.model)
         # rendering and tokenizing a large prompt must not hold up the event loop
         choices = await asyncio.to_thread(self.choices, body, header.id)

@@ -26,7 +26,7 @@ def test_wsd_response_carries_switch_metadata(client, ids):
     assert response.choices[0].model_extra["wsd"] == wsd
 
 
-def test_text_parts_system_prompt_multi_turn_and_unknown_fields(client, ids):
+def test_text_parts_system_prompt_multi_turn_and_informational_fields(client, ids):
     response = client.chat.completions.create(
         model=ids["pilot"],
         messages=[
@@ -38,7 +38,8 @@ def test_text_parts_system_prompt_multi_turn_and_unknown_fields(client, ids):
         max_completion_tokens=8,
         temperature=0,
         user="tester",
-        extra_body={"some_unknown_field": {"x": 1}},
+        metadata={"suite": "sdk"},
+        store=False,
     )
     assert response.choices[0].message.content
 

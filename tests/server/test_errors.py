@@ -212,3 +212,57 @@ def test_an_engine_refusal_is_400_naming_the_engines_parameter():
     error = to_openai_error(EngineRequestInvalid("base: temperature must be >= 0", "temperature"))
     assert error.status == 400 and error.param == "temperature"
     assert_error_shape(error.body(), param="temperature")
+
+
+REFUSED_FIELDS = [
+    ("tools", [{"type": "function", "function": {"name": "f", "parameters": {}}}]),
+    ("tool_choice", "auto"),
+    ("response_format", {"type": "json_object"}),
+    ("audio", {"voice": "alloy", "format": "wav"}),
+    ("modalities", ["text", "audio"]),
+    ("prediction", {"type": "content", "content": "x"}),
+    ("functions", [{"name": "f"}]),
+    ("presence_penalty", 0.5),
+    ("frequency_penalty", -1.0),
+    ("logit_bias", {"1": 5}),
+    ("top_k", 5),
+    ("reasoning_effort", "low"),
+    ("something_new", 1),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), REFUSED_FIELDS)
+@pytest.mark.parametrize("stream", [False, True])
+def test_fields_the_server_does_not_implement_are_refused(
+    scripted_server, ids, field, value, stream
+):
+    body = {"model": ids["wsd"], "messages": Q, "max_tokens": 4, "stream": stream, field: value}
+    response = post(scripted_server, "/v1/chat/completions", body)
+    assert response.status_code == 400
+    assert_error_shape(response.json(), param=field, code="unsupported_field")
+
+
+@pytest.mark.parametrize("field", ["suffix", "best_of", "presence_penalty"])
+def test_completion_fields_the_server_does_not_implement_are_refused(scripted_server, ids, field):
+    body = {"model": ids["base"], "prompt": "Hi", "max_tokens": 4, field: 2}
+    response = post(scripted_server, "/v1/completions", body)
+    assert response.status_code == 400
+    assert_error_shape(response.json(), param=field, code="unsupported_field")
+
+
+def test_informational_and_neutral_fields_are_accepted(scripted_client, ids):
+    answer = scripted_client.chat.completions.create(
+        model=ids["wsd"],
+        messages=Q,
+        max_tokens=4,
+        user="u-1",
+        metadata={"team": "a"},
+        store=False,
+        service_tier="auto",
+        parallel_tool_calls=False,
+        presence_penalty=0,
+        frequency_penalty=0,
+        response_format={"type": "text"},
+        tool_choice="none",
+    )
+    assert answer.choices[0].message.content
