@@ -20,7 +20,7 @@ from server.protocol import (
 )
 from server.registry import WSDModel
 from server.serving import CompletedChoice, OpenAIServing, ResponseHeader
-from wsd_engine.request import completion_budget
+from wsd_engine.request import RequestError, completion_budget
 from wsd_engine.templates import render_prompt
 
 
@@ -35,6 +35,13 @@ class ChatServing(OpenAIServing[ChatCompletionRequest]):
         model = self.registry.get(body.model)
         num_top = body.num_top_logprobs
         if isinstance(model, WSDModel):
+            if body.min_tokens:
+                raise RequestError(
+                    "min_tokens: not supported with the wsd model yet (the pilot's draft and "
+                    "the base's continuation share the answer's length)",
+                    param="min_tokens",
+                )
+            body.check_token_ids(len(model.orchestrator.base.tokenizer), body.model)
             wsd_request = body.to_wsd_request(request_id, model.defaults, model.default_temperature)
             prepared = model.orchestrator.prepare(wsd_request)
             return [
@@ -47,6 +54,8 @@ class ChatServing(OpenAIServing[ChatCompletionRequest]):
         max_tokens = completion_budget(
             len(prompt.token_ids), body.requested_max_tokens(), model.max_model_len
         )
+        body.check_token_ids(len(model.engine.tokenizer), body.model)
+        body.check_min_tokens(max_tokens)
         return [
             engine_choice(
                 model,

@@ -27,6 +27,7 @@ class CompletionServing(OpenAIServing[CompletionRequest]):
     def choices(self, body: CompletionRequest, request_id: str) -> list[AsyncIterator[ChoiceEvent]]:
         model = self.registry.get_engine_model(body.model)
         tokenizer = model.engine.tokenizer
+        body.check_token_ids(len(tokenizer), body.model)
         streams = []
         for p, prompt in enumerate(body.prompts()):
             ids = list(tokenizer.encode(prompt)) if isinstance(prompt, str) else list(prompt)
@@ -34,6 +35,7 @@ class CompletionServing(OpenAIServing[CompletionRequest]):
             max_tokens = completion_budget(
                 len(ids), body.max_tokens, model.max_model_len, param="prompt"
             )
+            body.check_min_tokens(max_tokens)
             for i in range(body.n):
                 index = p * body.n + i
                 settings = body.sampling_settings(

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from wsd_engine.config import WSDConfig
+from wsd_engine.config import Role, WSDConfig
 from wsd_engine.engines.protocol import SamplingSettings
-from wsd_engine.request import WSDInfo, WSDParams, WSDRequest
+from wsd_engine.request import RequestError, SamplingOptions, WSDInfo, WSDParams, WSDRequest
 from wsd_engine.templates import Message, MessageRole
 
 MAX_N = 16
@@ -19,6 +19,8 @@ MAX_STOP_CHARS = 1000
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # what vLLM (a 64-bit generator seed) accepts
 MAX_COMPLETION_LOGPROBS = 5  # OpenAI's limit for /v1/completions
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit for chat
+MAX_LOGIT_BIAS = 300  # OpenAI's limit
+MAX_STOP_TOKEN_IDS = 300
 _ROLE_ALIASES = {"developer": MessageRole.SYSTEM}
 
 
@@ -78,9 +80,6 @@ INFORMATIONAL_FIELDS = frozenset(
 )
 # Fields accepted only with the value that changes nothing, until they are implemented.
 NEUTRAL_VALUES: dict[str, tuple[Any, ...]] = {
-    "presence_penalty": (0, 0.0),
-    "frequency_penalty": (0, 0.0),
-    "logit_bias": ({},),
     "tools": ([],),
     "tool_choice": ("none",),
     "parallel_tool_calls": (True, False),  # without tools it means nothing
@@ -104,6 +103,33 @@ class SamplingRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    repetition_penalty: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    top_k: int | None = Field(default=None, ge=-1, description="vLLM's: 0 or -1 turn it off")
+    min_p: float | None = Field(default=None, ge=0, le=1)
+    logit_bias: dict[str, float] | None = Field(
+        default=None, description="token id -> bias in [-100, 100] (for wsd: base token ids)"
+    )
+    stop_token_ids: list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None, max_length=MAX_STOP_TOKEN_IDS
+    )
+    ignore_eos: bool = False
+    min_tokens: int = Field(default=0, ge=0)
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bounded_bias(cls, bias: dict[str, float] | None) -> dict[str, float] | None:
+        if not bias:
+            return bias
+        if len(bias) > MAX_LOGIT_BIAS:
+            raise ValueError(f"at most {MAX_LOGIT_BIAS} entries, got {len(bias)}")
+        for key, value in bias.items():
+            if not key.isdigit():
+                raise ValueError(f"keys must be token ids, got '{key}'")
+            if not -100 <= value <= 100:
+                raise ValueError(f"biases must be in [-100, 100], got {value} for {key}")
+        return bias
 
     @field_validator("stop")
     @classmethod
@@ -137,6 +163,41 @@ class SamplingRequest(BaseModel):
             return name
         return None
 
+    def sampling_options(self) -> SamplingOptions:
+        """Sampling settings beyond temperature and top_p (defaults where not given)."""
+        return SamplingOptions(
+            presence_penalty=self.presence_penalty or 0.0,
+            frequency_penalty=self.frequency_penalty or 0.0,
+            repetition_penalty=1.0 if self.repetition_penalty is None else self.repetition_penalty,
+            top_k=self.top_k or 0,
+            min_p=self.min_p or 0.0,
+            ignore_eos=self.ignore_eos,
+            logit_bias=tuple((int(k), v) for k, v in (self.logit_bias or {}).items()),
+            stop_token_ids=tuple(self.stop_token_ids or ()),
+        )
+
+    def check_token_ids(self, vocab_size: int, model_id: str) -> None:
+        """logit_bias keys and stop_token_ids must be the model's token ids."""
+        for param, ids in (
+            ("logit_bias", [int(k) for k in self.logit_bias or {}]),
+            ("stop_token_ids", self.stop_token_ids or []),
+        ):
+            outside = [token for token in ids if token >= vocab_size]
+            if outside:
+                raise RequestError(
+                    f"{param}: token id {outside[0]} is outside {model_id}'s vocabulary "
+                    f"(0 to {vocab_size - 1})",
+                    param=param,
+                )
+
+    def check_min_tokens(self, max_tokens: int) -> None:
+        """min_tokens cannot exceed the tokens the answer may have."""
+        if self.min_tokens > max_tokens:
+            raise RequestError(
+                f"min_tokens: {self.min_tokens} is more than max_tokens ({max_tokens})",
+                param="min_tokens",
+            )
+
     def stop_strings(self) -> tuple[str, ...]:
         """Stop strings as a tuple (a single string becomes one stop)."""
         if self.stop is None:
@@ -164,6 +225,9 @@ class SamplingRequest(BaseModel):
             seed=None if self.seed is None else self.seed + choice_index,
             stop=(*template_stop, *self.stop_strings()),
             num_logprobs=num_logprobs,
+            min_tokens=self.min_tokens,
+            # a model answering alone takes every setting (the base's share is all of them)
+            **self.sampling_options().for_role(Role.BASE),
         )
 
     @property
@@ -227,6 +291,7 @@ class ChatCompletionRequest(SamplingRequest):
             top_p=1.0 if self.top_p is None else self.top_p,
             seed=self.seed,
             stop=self.stop_strings(),
+            options=self.sampling_options(),
         )
 
 

@@ -39,6 +39,7 @@ async def run_offline(orchestrator: WSDOrchestrator, prepared: PreparedWSD) -> O
         temperature=request.temperature,
         top_p=request.top_p,
         seed=request.engine_seed(Role.PILOT),
+        **request.options.for_role(Role.PILOT),
     )
     draft_text, num_pilot_tokens, pilot_finish = "", 0, None
     async for delta in pilot.generate(pilot_prompt.token_ids, draft_settings, f"{rid}-draft"):
@@ -71,6 +72,7 @@ async def run_offline(orchestrator: WSDOrchestrator, prepared: PreparedWSD) -> O
             top_p=request.top_p,
             seed=request.engine_seed(Role.BASE),
             stop=(*base_prompt.stop, *request.stop),
+            **request.options.for_role(Role.BASE),
         )
         prompt = [*base_prompt.token_ids, *kept_ids]
         async for delta in base.generate(prompt, settings, f"{rid}-continue"):

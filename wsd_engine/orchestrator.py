@@ -285,6 +285,7 @@ class _WSDRun:
             # string - 1) characters of its output, which delays every base chunk by a few
             # tokens; the answer's own filter holds back only text that may begin one, and
             # closing the stream at a stop string aborts the engine request
+            **self.request.options.for_role(Role.BASE),
         )
         stream = self.base.generate(
             prompt, settings, f"{self.request.request_id}-base",
@@ -303,12 +304,17 @@ class _WSDRun:
 
     def _first_base_token(self) -> tuple[int, str] | None:
         """The base's first token and its text when greedy decoding already knows it: only
-        at temperature 0 (the scoring pass's top-1 is the greedy choice), and only for an
-        ordinary token (end-of-text and other special tokens are left to the engine)."""
-        if self.request.temperature != 0:
-            return None
+        at temperature 0 with nothing that moves the logits (the scoring pass's top-1 is then
+        the greedy choice), and only for an ordinary token (end-of-text, other special tokens
+        and stop token ids are left to the engine)."""
+        options = self.request.options
+        base_settings = SamplingSettings(max_tokens=1, **options.for_role(Role.BASE))
+        if self.request.temperature != 0 or base_settings.changes_logits:
+            return None  # penalties and biases move the base's choice off the raw top-1
         token_id = self.checker.greedy_after(self.answer.num_draft_tokens)
         if token_id is None or token_id in self.base.tokenizer.all_special_ids:
+            return None
+        if token_id in options.stop_token_ids:
             return None
         text = self.answer.text_after_draft(token_id)
         return None if text is None else (token_id, text)
@@ -353,6 +359,7 @@ class _WSDRun:
             temperature=self.request.temperature,
             top_p=self.request.top_p,
             seed=self.request.engine_seed(Role.PILOT),
+            **self.request.options.for_role(Role.PILOT),
         )
         prompt = self.prepared.pilot_prompt.token_ids
         try:

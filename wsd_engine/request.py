@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -84,6 +84,37 @@ class WSDParams:
 
 
 @dataclass(frozen=True)
+class SamplingOptions:
+    """Sampling settings beyond temperature and top_p, and which WSD engine takes each: the
+    ones that shape a distribution go to both engines, the ones naming token ids (base ids,
+    as `usage` counts) to the base model only."""
+
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    ignore_eos: bool = False
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+
+    def for_role(self, role: Role) -> dict[str, Any]:
+        """SamplingSettings fields for the engine playing `role`."""
+        settings: dict[str, Any] = {
+            "presence_penalty": self.presence_penalty,
+            "frequency_penalty": self.frequency_penalty,
+            "repetition_penalty": self.repetition_penalty,
+            "top_k": self.top_k,
+            "min_p": self.min_p,
+            "ignore_eos": self.ignore_eos,
+        }
+        if role is Role.BASE:
+            settings["logit_bias"] = self.logit_bias
+            settings["stop_token_ids"] = self.stop_token_ids
+        return settings
+
+
+@dataclass(frozen=True)
 class WSDRequest:
     """One chat completion to answer with Weak-to-Strong Decoding."""
 
@@ -95,6 +126,7 @@ class WSDRequest:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    options: SamplingOptions = field(default_factory=SamplingOptions)
 
     def engine_seed(self, role: Role) -> int | None:
         """A seed of its own for each engine, derived from the request's seed."""

@@ -10,7 +10,7 @@ import pytest
 from benchmarks.prompts import CHAT_PROMPTS
 from wsd_engine.offline import run_offline
 from wsd_engine.orchestrator import WSDOrchestrator
-from wsd_engine.request import TextDelta, WSDOutcome, WSDParams, WSDRequest
+from wsd_engine.request import SamplingOptions, TextDelta, WSDOutcome, WSDParams, WSDRequest
 from wsd_engine.switch_rule import SwitchReason
 
 
@@ -70,6 +70,34 @@ async def test_online_equals_offline_reference(
         assert online.wsd.accept_index == offline.accept_index
         assert online.wsd.reason == offline.reason
     assert online.wsd.pilot_tokens <= offline.num_pilot_tokens
+    assert engines_drain(engine_pair)
+
+
+@pytest.mark.parametrize("kind", ["penalties", "token-ids"])
+async def test_sampling_options_keep_online_equal_to_offline(
+    orchestrator, engine_pair, server_loop, kind
+):
+    """Penalties and biases move the base's greedy choice off the scoring pass's top-1: the
+    online handoff must then leave the first base token to the engine, as offline does."""
+    if kind == "penalties":
+        options = SamplingOptions(repetition_penalty=1.3, presence_penalty=0.5, top_k=20)
+    else:
+        encode = engine_pair.base.tokenizer.encode
+        (the,), (period,) = (encode(t, add_special_tokens=False) for t in (" the", "."))
+        options = SamplingOptions(logit_bias=((the, 4.0),), stop_token_ids=(period,))
+    name, messages = CHAT_PROMPTS[1]
+    params = WSDParams(draft_max_tokens=128, threshold=0.3)
+
+    def request(kind):
+        return WSDRequest(f"{kind}-{name}-opts", tuple(messages), 48, params, options=options)
+
+    online = await server_loop.call(run_online(orchestrator, request("online")))
+    offline = await server_loop.call(
+        run_offline(orchestrator, orchestrator.prepare(request("offline")))
+    )
+    assert online.wsd.reason == SwitchReason.THRESHOLD  # the base wrote part of the answer
+    assert online.text == offline.text
+    assert online.finish_reason == offline.finish_reason
     assert engines_drain(engine_pair)
 
 

@@ -44,6 +44,21 @@ class SamplingSettings:
     stop: tuple[str, ...] = ()
     num_logprobs: int | None = None
     ignore_eos: bool = False
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    top_k: int = 0  # 0: off
+    min_p: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias) pairs
+    stop_token_ids: tuple[int, ...] = ()
+    min_tokens: int = 0
+
+    @property
+    def changes_logits(self) -> bool:
+        """Whether the settings move the model's logits (so greedy decoding may pick another
+        token than the raw top-1)."""
+        penalties = (self.presence_penalty, self.frequency_penalty, self.repetition_penalty)
+        return penalties != (0.0, 0.0, 1.0) or bool(self.logit_bias)
 
 
 @dataclass

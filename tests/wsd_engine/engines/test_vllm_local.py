@@ -178,3 +178,30 @@ async def test_a_request_vllm_refuses_names_the_parameter(engine_pair, server_lo
     error = await server_loop.call(refused())
     assert error.param == "temperature"
     assert engine_pair.base.model_name in str(error)
+
+
+def test_every_sampling_setting_reaches_vllm():
+    # sampled: with temperature 0 vLLM turns top_k and min_p off (they cannot change the argmax)
+    from wsd_engine.engines.vllm_local import _to_sampling_params
+
+    settings = SamplingSettings(
+        max_tokens=9, temperature=0.7, presence_penalty=0.5, frequency_penalty=-0.5,
+        repetition_penalty=1.2, top_k=5, min_p=0.1, logit_bias=((7, 3.5),), stop_token_ids=(11,), min_tokens=2,
+        ignore_eos=True,
+    )  # fmt: skip
+    params = _to_sampling_params(settings)
+    assert (params.presence_penalty, params.frequency_penalty) == (0.5, -0.5)
+    assert (params.repetition_penalty, params.top_k, params.min_p) == (1.2, 5, 0.1)
+    assert params.logit_bias == {7: 3.5} and params.stop_token_ids == [11]
+    assert params.min_tokens == 2 and params.ignore_eos
+
+
+async def test_a_logit_bias_changes_the_output(engine_pair, server_loop):
+    base = engine_pair.base
+    prompt = render_prompt(base.tokenizer, QUESTION, PromptTemplate.PLAIN).token_ids
+    (forced,) = base.tokenizer.encode(" banana", add_special_tokens=False)
+    plain = SamplingSettings(max_tokens=3)
+    biased = SamplingSettings(max_tokens=3, logit_bias=((forced, 100.0),))
+    tokens, _, _, _ = await server_loop.call(collect(base, prompt, plain, "bias-off"))
+    forced_tokens, _, _, _ = await server_loop.call(collect(base, prompt, biased, "bias-on"))
+    assert tokens[0] != forced and forced_tokens == [forced] * 3
