@@ -186,8 +186,8 @@ def test_every_sampling_setting_reaches_vllm():
 
     settings = SamplingSettings(
         max_tokens=9, temperature=0.7, presence_penalty=0.5, frequency_penalty=-0.5,
-        repetition_penalty=1.2, top_k=5, min_p=0.1, logit_bias=((7, 3.5),), stop_token_ids=(11,), min_tokens=2,
-        ignore_eos=True,
+        repetition_penalty=1.2, top_k=5, min_p=0.1, logit_bias=((7, 3.5),),
+        stop_token_ids=(11,), min_tokens=2, ignore_eos=True,
     )  # fmt: skip
     params = _to_sampling_params(settings)
     assert (params.presence_penalty, params.frequency_penalty) == (0.5, -0.5)
