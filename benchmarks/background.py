@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
+
+import httpx
 
 T = TypeVar("T")
 
@@ -35,6 +39,27 @@ class BackgroundLoop:
         """Stop the loop and join its thread."""
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+
+
+def wait_ready(
+    url: str,
+    process: subprocess.Popen[Any] | None = None,
+    timeout_s: float = 900,
+    poll_s: float = 1.0,
+) -> None:
+    """Block until GET `url` answers 200; raise if `process` (the server behind it) exits or
+    `timeout_s` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with code {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(poll_s)
+    raise TimeoutError(f"{url} did not answer within {timeout_s:g} s")
 
 
 def free_port() -> int:

@@ -7,14 +7,13 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from benchmarks.background import free_port
+from benchmarks.background import free_port, wait_ready
 from benchmarks.measure import ModeResult, Settings, aggregate, run_load, stream_chat
 from wsd_engine.config import AppConfig
 from wsd_engine.templates import PLAIN_STOP_STRINGS, render_plain_text
@@ -46,7 +45,7 @@ class Peer:
 
     def wait_ready(self) -> None:
         """Block until the peer answers its health check (it loads while our engines do)."""
-        _wait_ready(f"http://127.0.0.1:{self.port}/health", self.process)
+        wait_ready(f"http://127.0.0.1:{self.port}/health", self.process)
 
     def bench(self, settings: Settings) -> list[ModeResult]:
         """Every concurrency level against the peer."""
@@ -90,17 +89,3 @@ class Peer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 900) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the peer vLLM server exited with code {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise TimeoutError("the peer vLLM server did not become ready")

@@ -7,18 +7,18 @@ from collections.abc import AsyncIterator
 from pydantic import BaseModel
 
 from server.choices import ChoiceEnd, ChoiceEvent, engine_choice, wsd_choice
-from server.protocol import (
+from server.protocol import ChatCompletionRequest
+from server.registry import WSDModel
+from server.responses import (
     ChatChoice,
     ChatChunkChoice,
     ChatCompletion,
     ChatCompletionChunk,
-    ChatCompletionRequest,
     ChatMessageOut,
     ChoiceLogprobs,
     DeltaMessage,
     Usage,
 )
-from server.registry import WSDModel
 from server.serving import CompletedChoice, OpenAIServing, ResponseHeader
 from wsd_engine.request import RequestError, completion_budget
 from wsd_engine.templates import render_prompt

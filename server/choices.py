@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.protocol import TokenLogprobEntry, TopLogprob
 from server.registry import EngineModel
+from server.responses import TokenLogprobEntry, TopLogprob
 from wsd_engine.config import Role
 from wsd_engine.engines.protocol import FinishReason, SamplingSettings, TokenLogprob
 from wsd_engine.orchestrator import PreparedWSD, WSDOrchestrator

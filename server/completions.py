@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from pydantic import BaseModel
 
 from server.choices import ChoiceEnd, ChoiceEvent, engine_choice
-from server.protocol import (
+from server.protocol import CompletionRequest
+from server.responses import (
     Completion,
     CompletionChoice,
     CompletionLogprobs,
-    CompletionRequest,
     TokenLogprobEntry,
     Usage,
 )

@@ -23,6 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import OpenAIError, error_response
+from server.metrics import WSDMetrics
 from server.sse import SSE_DONE, sse_error
 from wsd_engine.config import ServerConfig
 
@@ -105,7 +106,9 @@ class ServerState:
             self._idle.set()
 
 
-def middleware_stack(config: ServerConfig, state: ServerState, metrics: Any) -> list[Middleware]:
+def middleware_stack(
+    config: ServerConfig, state: ServerState, metrics: WSDMetrics
+) -> list[Middleware]:
     """The app's middlewares, outermost first."""
     stack = [Middleware(RequestContext)]
     if config.cors.allowed_origins:
@@ -279,7 +282,7 @@ class Admission:
     that the server aborts. Ending a request cancels its engine work."""
 
     def __init__(
-        self, app: ASGIApp, state: ServerState, timeout_s: float | None, metrics: Any
+        self, app: ASGIApp, state: ServerState, timeout_s: float | None, metrics: WSDMetrics
     ) -> None:
         self.app = app
         self.state = state

@@ -22,8 +22,9 @@ from pydantic import BaseModel
 from server.choices import ChoiceEnd, ChoiceEvent, ChoicePiece
 from server.errors import to_openai_error
 from server.metrics import ChoiceTimer, WSDMetrics
-from server.protocol import SamplingRequest, TokenLogprobEntry, Usage, new_id, now
+from server.protocol import SamplingRequest
 from server.registry import ModelRegistry
+from server.responses import TokenLogprobEntry, Usage, new_id, now
 from server.sse import SSE_DONE, merge, sse, sse_error, to_json
 from wsd_engine.request import RequestError
 

@@ -8,13 +8,8 @@ from fastapi import APIRouter, Request, Response
 
 from server.deps import ChatDep, CompletionsDep
 from server.disconnect import cancel_on_disconnect
-from server.protocol import (
-    ChatCompletion,
-    ChatCompletionRequest,
-    Completion,
-    CompletionRequest,
-    ErrorResponse,
-)
+from server.protocol import ChatCompletionRequest, CompletionRequest
+from server.responses import ChatCompletion, Completion, ErrorResponse
 
 router = APIRouter()
 

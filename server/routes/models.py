@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.deps import RegistryDep
-from server.protocol import ModelCard, ModelList, now
 from server.registry import ServedModel
+from server.responses import ModelCard, ModelList, now
 
 router = APIRouter()
 

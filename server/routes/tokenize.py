@@ -8,12 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from server.deps import RegistryDep
-from server.protocol import (
-    DetokenizeRequest,
-    DetokenizeResponse,
-    TokenizeRequest,
-    TokenizeResponse,
-)
+from server.protocol import DetokenizeRequest, TokenizeRequest
+from server.responses import DetokenizeResponse, TokenizeResponse
 from server.routes.completions import RESPONSES
 from wsd_engine.request import RequestError
 from wsd_engine.templates import render_prompt

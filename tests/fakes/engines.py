@@ -2,7 +2,8 @@
 
 A scripted engine writes a fixed text, token by token (with a real or tiny tokenizer), and
 scores a draft with a probability per draft position. It applies stop strings and returns
-logprobs as vLLM does, keeps count of its running requests, and can be told to fail.
+logprobs as vLLM does, refuses what vLLM refuses, keeps count of its running requests, and can
+be told to fail.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from wsd_engine.engines.protocol import (
     EngineError,
+    EngineRequestInvalid,
     EngineUnavailable,
     FinishReason,
     GenerationDelta,
@@ -21,6 +23,30 @@ from wsd_engine.engines.protocol import (
     Scores,
     TokenLogprob,
 )
+
+# What vLLM 0.32 refuses when a request reaches it: the integers its engine transport
+# (msgpack) carries, and its default `max_logprobs`.
+VLLM_INT_RANGE = range(-(2**63), 2**64)
+VLLM_MAX_LOGPROBS = 20
+
+
+def vllm_refusal(
+    prompt_token_ids: Sequence[int], sampling: SamplingSettings, vocab_size: int
+) -> str | None:
+    """vLLM's message for a request it refuses (its input processor, prompt renderer and
+    SamplingParams)."""
+    if not prompt_token_ids:
+        return "The decoder prompt cannot be empty"
+    bad_ids = [i for i in prompt_token_ids if not 0 <= i < vocab_size]
+    if bad_ids:
+        return f"Token id {bad_ids[0]} is out of vocabulary"
+    if any(not stop for stop in sampling.stop):
+        return "stop cannot contain an empty string."
+    if sampling.seed is not None and sampling.seed not in VLLM_INT_RANGE:
+        return "can't serialize ints < -2**63 or > 2**64 - 1"
+    if sampling.num_logprobs is not None and sampling.num_logprobs > VLLM_MAX_LOGPROBS:
+        return f"Requested sample logprobs of {sampling.num_logprobs}, which is greater than max"
+    return None
 
 
 class ScriptedEngine:
@@ -61,6 +87,9 @@ class ScriptedEngine:
         cache_salt: str | None = None,
     ) -> AsyncIterator[GenerationDelta]:
         self._check_alive()
+        refusal = vllm_refusal(prompt_token_ids, sampling, vocab_size=len(self.tokenizer))
+        if refusal is not None:  # vLLM raises on the first step too, after a stream's 200
+            raise EngineRequestInvalid(f"{self.model_name}: {refusal}")
         self.cache_salts[request_id] = cache_salt
         self.generate_calls.append((list(prompt_token_ids), sampling))
         ids = self._script_after(prompt_token_ids)[: sampling.max_tokens]

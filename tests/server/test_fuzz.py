@@ -10,7 +10,7 @@ input the server should have refused before the stream began.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -22,12 +22,9 @@ from schemathesis.checks import not_a_server_error
 
 from benchmarks.background import BackgroundLoop
 from tests.conftest import EMBEDDED_CONFIG, LiveServer, serve
-from tests.fakes.engines import ScriptedEngine
 from tests.fakes.tiny_tokenizers import tiny_base_tokenizer, tiny_pilot_tokenizer
-from tests.server.conftest import BASE_TEXT, PILOT_TEXT
+from tests.server.conftest import new_scripted_engines
 from wsd_engine.config import AppConfig, load_config
-from wsd_engine.engines.pair import EnginePair
-from wsd_engine.engines.protocol import EngineRequestInvalid, GenerationDelta, SamplingSettings
 
 FUZZ_SEED = 20260527
 EXAMPLES_PER_OPERATION = 150
@@ -36,10 +33,6 @@ EXAMPLES_PER_OPERATION = 150
 MAX_STREAM_EVENTS = 10_000
 CHAT_ROLES = ("user", "system", "assistant", "developer")
 OPENAI_ERROR_KEYS = {"message", "type", "param", "code"}
-# What vLLM 0.32 refuses when a request reaches it: the integers its engine transport
-# (msgpack) carries, and its default `max_logprobs`.
-VLLM_INT_RANGE = range(-(2**63), 2**64)
-VLLM_MAX_LOGPROBS = 20
 
 FUZZ_CONFIG = schemathesis.Config.from_dict(
     {
@@ -55,71 +48,20 @@ FUZZ_CONFIG = schemathesis.Config.from_dict(
             "deterministic": True,
             "database": "none",
             "unique-inputs": True,
-            # Unknown fields are ignored by design; drawing them costs more than it finds.
+            # Unknown fields are refused by name (test_errors.py); drawing them costs more
+            # than it finds.
             "allow-extra-parameters": False,
         },
     }
 )
 
 
-class VLLMCheckingEngine(ScriptedEngine):
-    """A scripted engine that first refuses a request as vLLM does, then runs its script.
-
-    vLLM raises on the first step of the generation, after the server has answered 200 to
-    a stream: each refusal here is input the server must check itself.
-    """
-
-    async def generate(
-        self,
-        prompt_token_ids: Sequence[int],
-        sampling: SamplingSettings,
-        request_id: str,
-        *,
-        cache_salt: str | None = None,
-    ) -> AsyncIterator[GenerationDelta]:
-        refusal = vllm_refusal(prompt_token_ids, sampling, vocab_size=len(self.tokenizer))
-        if refusal is not None:
-            raise EngineRequestInvalid(f"{self.model_name}: {refusal}")
-        deltas = super().generate(prompt_token_ids, sampling, request_id, cache_salt=cache_salt)
-        async for delta in deltas:
-            yield delta
-
-
-def vllm_refusal(
-    prompt_token_ids: Sequence[int], sampling: SamplingSettings, vocab_size: int
-) -> str | None:
-    """vLLM's message for a request it refuses (its input processor, prompt renderer and
-    SamplingParams)."""
-    if not prompt_token_ids:
-        return "The decoder prompt cannot be empty"
-    bad_ids = [i for i in prompt_token_ids if not 0 <= i < vocab_size]
-    if bad_ids:
-        return f"Token id {bad_ids[0]} is out of vocabulary"
-    if any(not stop for stop in sampling.stop):
-        return "stop cannot contain an empty string."
-    if sampling.seed is not None and sampling.seed not in VLLM_INT_RANGE:
-        return "can't serialize ints < -2**63 or > 2**64 - 1"
-    if sampling.num_logprobs is not None and sampling.num_logprobs > VLLM_MAX_LOGPROBS:
-        return f"Requested sample logprobs of {sampling.num_logprobs}, which is greater than max"
-    return None
-
-
 @pytest.fixture(scope="module")
 def fuzz_server(embedded_config: AppConfig, server_loop: BackgroundLoop) -> Iterator[LiveServer]:
-    """A scripted server of its own, on engines that refuse what vLLM refuses."""
+    """A scripted server of its own (its engines refuse what vLLM refuses)."""
     from server.app import create_app
 
-    engines = EnginePair(
-        pilot=VLLMCheckingEngine(
-            embedded_config.pilot.served_model_name,
-            tiny_pilot_tokenizer(),
-            PILOT_TEXT,
-            delay_s=0.001,
-        ),
-        base=VLLMCheckingEngine(
-            embedded_config.base.served_model_name, tiny_base_tokenizer(), BASE_TEXT, delay_s=0.001
-        ),
-    )
+    engines = new_scripted_engines(embedded_config)
     yield from serve(create_app(embedded_config, engines=engines), server_loop, engines)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.background import free_port
+from benchmarks.background import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,14 +31,7 @@ class Process:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"the scripted server did not start: {self.popen.stdout}")
+        wait_ready(f"{self.url}/health", self.popen, timeout_s=60, poll_s=0.1)
 
     def stream(self, model: str, max_tokens: int) -> tuple[threading.Thread, list[str]]:
         """A streamed chat request in a thread; its non-empty lines are collected."""
@@ -134,13 +127,7 @@ def test_a_killed_engine_worker_ends_streams_and_the_server_exits_1(model_paths)
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(1)
+        wait_ready(f"{url}/health", server, timeout_s=300)
         lines: list[tuple[float, str]] = []
         body = {
             "model": "wsd",

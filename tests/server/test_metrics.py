@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.background import free_port
+from benchmarks.background import free_port, wait_ready
 from tests.server.timed_stream import timed_stream
 
 pytestmark = pytest.mark.slow
@@ -141,13 +141,7 @@ def prometheus(live_server, tmp_path_factory):
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
+    wait_ready(f"{url}/-/ready", process, timeout_s=60, poll_s=0.2)
     yield url
     process.terminate()
     process.wait(timeout=30)
