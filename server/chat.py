@@ -35,15 +35,17 @@ class ChatServing(OpenAIServing[ChatCompletionRequest]):
         model = self.registry.get(body.model)
         num_top = body.num_top_logprobs
         if isinstance(model, WSDModel):
-            if body.min_tokens:
+            if (structured := body.structured_output()) is not None:
                 raise RequestError(
-                    "min_tokens: not supported with the wsd model yet (the pilot's draft and "
-                    "the base's continuation share the answer's length)",
-                    param="min_tokens",
+                    f"response_format: {structured.kind.value} is not supported with the "
+                    "wsd model yet; use the pilot or base model id for structured output",
+                    param="response_format",
+                    code="unsupported_value",
                 )
             body.check_token_ids(len(model.orchestrator.base.tokenizer), body.model)
             wsd_request = body.to_wsd_request(request_id, model.defaults, model.default_temperature)
             prepared = model.orchestrator.prepare(wsd_request)
+            body.check_min_tokens(prepared.max_tokens)
             return [
                 wsd_choice(
                     model.orchestrator, prepared.for_choice(i), index=i, num_top_logprobs=num_top

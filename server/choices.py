@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from server.registry import EngineModel
 from server.responses import TokenLogprobEntry, TopLogprob
+from wsd_engine.answer_logprobs import AnswerLogprob
 from wsd_engine.config import Role
 from wsd_engine.engines.protocol import FinishReason, SamplingSettings, TokenLogprob
 from wsd_engine.orchestrator import PreparedWSD, WSDOrchestrator
@@ -45,21 +47,33 @@ ChoiceEvent = ChoicePiece | ChoiceEnd
 def logprob_entries(
     tokenizer: Any, entries: Sequence[TokenLogprob], num_top: int
 ) -> list[TokenLogprobEntry]:
-    """Engine logprobs as OpenAI chat logprob entries."""
-    result = []
-    for entry in entries:
-        token = tokenizer.decode([entry.token_id])
-        ranked = sorted(entry.top.items(), key=lambda item: -item[1])[:num_top]
-        top = []
-        for token_id, logprob in ranked:
-            text = tokenizer.decode([token_id])
-            top.append(TopLogprob(token=text, logprob=logprob, bytes=list(text.encode())))
-        result.append(
-            TokenLogprobEntry(
-                token=token, logprob=entry.logprob, bytes=list(token.encode()), top_logprobs=top
-            )
-        )
-    return result
+    """Engine logprobs as OpenAI chat logprob entries (a token's text decoded alone, as vLLM
+    sends it)."""
+    return [
+        _entry(tokenizer.decode([entry.token_id]), entry, tokenizer, num_top) for entry in entries
+    ]
+
+
+def wsd_logprob_entries(
+    orchestrator: WSDOrchestrator, entries: Sequence[AnswerLogprob], num_top: int
+) -> list[TokenLogprobEntry]:
+    """A WSD answer's logprobs: each token's text is the answer text it covers, and its
+    alternatives come from the model that produced it."""
+    tokenizers = {Role.PILOT: orchestrator.pilot.tokenizer, Role.BASE: orchestrator.base.tokenizer}
+    return [
+        _entry(entry.text, entry.logprob, tokenizers[entry.source], num_top) for entry in entries
+    ]
+
+
+def _entry(token: str, entry: TokenLogprob, tokenizer: Any, num_top: int) -> TokenLogprobEntry:
+    ranked = sorted(entry.top.items(), key=lambda item: -item[1])[:num_top]
+    top = []
+    for token_id, logprob in ranked:
+        text = tokenizer.decode([token_id])
+        top.append(TopLogprob(token=text, logprob=logprob, bytes=list(text.encode())))
+    return TokenLogprobEntry(
+        token=token, logprob=entry.logprob, bytes=list(token.encode()), top_logprobs=top
+    )
 
 
 async def engine_choice(
@@ -104,8 +118,8 @@ async def wsd_choice(
 ) -> AsyncIterator[ChoiceEvent]:
     """One choice answered with Weak-to-Strong Decoding.
 
-    Logprobs are the base model's, for every answer token (draft part included); they are
-    computed by one scoring pass once the answer is complete, so they come with the end.
+    Logprobs are those of the model that produced each token (`wsd.logprobs_source`); they
+    are laid over the answer text once it is complete, so they come with the end.
     """
     async for item in orchestrator.run(prepared):
         if isinstance(item, TextDelta):
@@ -114,9 +128,10 @@ async def wsd_choice(
             )
             continue
         entries = None
-        if num_top_logprobs is not None:
-            scored = await orchestrator.score_answer(prepared, item.text, num_top_logprobs)
-            entries = logprob_entries(orchestrator.base.tokenizer, scored, num_top_logprobs)
+        if num_top_logprobs is not None and item.logprobs is not None:
+            entries = await asyncio.to_thread(
+                wsd_logprob_entries, orchestrator, item.logprobs, num_top_logprobs
+            )
         yield ChoiceEnd(
             index=index,
             finish_reason=item.finish_reason,

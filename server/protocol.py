@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from server.response_format import ResponseFormat
 from wsd_engine.config import Role, WSDConfig
-from wsd_engine.engines.protocol import SamplingSettings
+from wsd_engine.engines.protocol import SamplingSettings, StructuredOutput
 from wsd_engine.request import RequestError, SamplingOptions, WSDParams, WSDRequest
 from wsd_engine.templates import Message, MessageRole
 
@@ -68,6 +69,10 @@ class WSDOptions(_Lenient):
     threshold: float | None = Field(default=None, ge=0, le=1)
     window: int | None = Field(default=None, ge=1, le=256)
     draft_max_tokens: int | None = Field(default=None, ge=1)
+    return_scores: bool = Field(
+        default=False,
+        description="Add the base model's scores of the draft (`wsd.scored_tokens`).",
+    )
 
 
 StopField = Annotated[str | list[str] | None, Field(default=None)]
@@ -82,9 +87,15 @@ NEUTRAL_VALUES: dict[str, tuple[Any, ...]] = {
     "tools": ([],),
     "tool_choice": ("none",),
     "parallel_tool_calls": (True, False),  # without tools it means nothing
-    "response_format": ({"type": "text"},),
     "modalities": (["text"],),
 }
+_NO_TOOLS = (
+    "tool calling is not supported by this server: no vLLM tool parser fits the embedded models "
+    "(SmolLM2-135M-Instruct's chat template has no tools, Gemma-3-270m is a pretrained base "
+    "model)"
+)
+# Why a refused field is refused, where there is more to say than "not supported".
+REFUSAL_REASONS = {"tools": _NO_TOOLS, "tool_choice": _NO_TOOLS, "functions": _NO_TOOLS}
 
 
 class SamplingRequest(BaseModel):
@@ -115,6 +126,7 @@ class SamplingRequest(BaseModel):
     )
     ignore_eos: bool = False
     min_tokens: int = Field(default=0, ge=0)
+    response_format: ResponseFormat | None = None
 
     @field_validator("logit_bias")
     @classmethod
@@ -197,6 +209,10 @@ class SamplingRequest(BaseModel):
                 param="min_tokens",
             )
 
+    def structured_output(self) -> StructuredOutput | None:
+        """The output constraint `response_format` asks for, if any."""
+        return self.response_format.structured_output() if self.response_format else None
+
     def stop_strings(self) -> tuple[str, ...]:
         """Stop strings as a tuple (a single string becomes one stop)."""
         if self.stop is None:
@@ -225,6 +241,7 @@ class SamplingRequest(BaseModel):
             stop=(*template_stop, *self.stop_strings()),
             num_logprobs=num_logprobs,
             min_tokens=self.min_tokens,
+            structured=self.structured_output(),
             # a model answering alone takes every setting (the base's share is all of them)
             **self.sampling_options().for_role(Role.BASE),
         )
@@ -291,6 +308,9 @@ class ChatCompletionRequest(SamplingRequest):
             seed=self.seed,
             stop=self.stop_strings(),
             options=self.sampling_options(),
+            min_tokens=self.min_tokens,
+            num_logprobs=self.num_top_logprobs,
+            return_scores=options.return_scores,
         )
 
 

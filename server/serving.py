@@ -22,10 +22,11 @@ from pydantic import BaseModel
 from server.choices import ChoiceEnd, ChoiceEvent, ChoicePiece
 from server.errors import to_openai_error
 from server.metrics import ChoiceTimer, WSDMetrics
-from server.protocol import SamplingRequest
-from server.registry import ModelRegistry
+from server.protocol import REFUSAL_REASONS, SamplingRequest
+from server.registry import EngineModel, ModelRegistry
 from server.responses import TokenLogprobEntry, Usage, new_id, now
 from server.sse import SSE_DONE, merge, sse, sse_error, to_json
+from wsd_engine.engines.protocol import EngineRequestInvalid
 from wsd_engine.request import RequestError
 
 RequestT = TypeVar("RequestT", bound=SamplingRequest)
@@ -71,15 +72,16 @@ class OpenAIServing(ABC, Generic[RequestT]):
         self.registry.get(body.model)  # an unknown model is a 404 before anything else
         refused = body.refused_field()
         if refused is not None:
+            reason = REFUSAL_REASONS.get(refused, "not supported by this server")
             raise RequestError(
-                f"{refused}: not supported by this server; send the request without it "
+                f"{refused}: {reason}; send the request without it "
                 "(the supported fields are listed in the README)",
                 param=refused,
                 code="unsupported_field",
             )
         header = ResponseHeader(new_id(self.id_prefix), now(), body.model)
-        # rendering and tokenizing a large prompt must not hold up the event loop
-        choices = await asyncio.to_thread(self.choices, body, header.id)
+        # rendering, tokenizing and compiling a schema must not hold up the event loop
+        choices = await asyncio.to_thread(self._checked_choices, body, header.id)
         if body.stream:
             return StreamingResponse(
                 self._stream(body, header, choices), media_type="text/event-stream"
@@ -88,6 +90,18 @@ class OpenAIServing(ABC, Generic[RequestT]):
             completed = await _collect(choices, timers)
         usage = _usage([choice.end for choice in completed])
         return JSONResponse(to_json(self.response(body, header, completed, usage), ("wsd",)))
+
+    def _checked_choices(self, body: RequestT, request_id: str) -> list[AsyncIterator[ChoiceEvent]]:
+        """The choices, once the engine has accepted the output constraint: vLLM checks a
+        schema only when the request reaches it, which for a stream is after the 200."""
+        structured = body.structured_output()
+        model = self.registry.get(body.model)
+        if structured is not None and isinstance(model, EngineModel):
+            try:
+                model.engine.check_structured_output(structured)
+            except EngineRequestInvalid as exc:
+                raise RequestError(f"response_format: {exc}", param="response_format") from exc
+        return self.choices(body, request_id)
 
     @contextmanager
     def _timers(self, model_name: str, num_choices: int) -> Iterator[list[ChoiceTimer]]:

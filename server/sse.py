@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from server.errors import OpenAIError
+from wsd_engine.request import WSD_OPT_IN_FIELDS
 
 T = TypeVar("T")
 _DONE = object()
@@ -29,6 +30,10 @@ def to_json(payload: BaseModel, drop_none: tuple[str, ...] = ()) -> dict[str, An
         for choice in data.get("choices", []):
             if key in choice and choice[key] is None:
                 del choice[key]
+    for wsd in [data.get("wsd"), *(choice.get("wsd") for choice in data.get("choices", []))]:
+        for key in WSD_OPT_IN_FIELDS:
+            if isinstance(wsd, dict) and wsd.get(key, 0) is None:
+                del wsd[key]
     return data
 
 

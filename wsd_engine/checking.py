@@ -80,6 +80,11 @@ class DraftChecker:
         return self._tracker.num_scored
 
     @property
+    def scored_logprobs(self) -> list[float]:
+        """The base model's log-probability of each scored draft token, in order."""
+        return list(self._tracker.logprobs)
+
+    @property
     def num_settled(self) -> int:
         """Draft tokens the answer keeps whatever later scores say (see SwitchTracker)."""
         return self._tracker.num_settled_by_score

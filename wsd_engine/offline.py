@@ -61,6 +61,7 @@ async def run_offline(orchestrator: WSDOrchestrator, prepared: PreparedWSD) -> O
         pilot_finish=pilot_finish,
         max_tokens=max_tokens,
         continue_after_draft_end=request.params.continue_after_draft_end,
+        min_tokens=request.min_tokens,
     )
     kept_ids = draft_ids[: plan.num_kept]
     text = base.tokenizer.decode(kept_ids, skip_special_tokens=True)
@@ -72,6 +73,7 @@ async def run_offline(orchestrator: WSDOrchestrator, prepared: PreparedWSD) -> O
             top_p=request.top_p,
             seed=request.engine_seed(Role.BASE),
             stop=(*base_prompt.stop, *request.stop),
+            min_tokens=max(0, request.min_tokens - plan.num_kept),
             **request.options.for_role(Role.BASE),
         )
         prompt = [*base_prompt.token_ids, *kept_ids]

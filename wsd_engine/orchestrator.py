@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 from wsd_engine.answer import AnswerStream
+from wsd_engine.answer_logprobs import answer_logprobs, scored_tokens
 from wsd_engine.checking import DraftChecker, EngineFailed, PromptCached, Scored
 from wsd_engine.config import PromptTemplate, Role
 from wsd_engine.engines.protocol import (
@@ -95,18 +96,6 @@ class WSDOrchestrator:
         finally:
             await run.cancel_background()
 
-    async def score_answer(
-        self, prepared: PreparedWSD, text: str, num_top: int
-    ) -> list[TokenLogprob]:
-        """The base model's log-probability of each token of an answer, with alternatives."""
-        answer_ids = list(self.base.tokenizer.encode(text, add_special_tokens=False))
-        return await self.base.score_with_top(
-            prepared.base_prompt.token_ids,
-            answer_ids,
-            max(num_top, 1),
-            f"{prepared.request.request_id}-logprobs",
-        )
-
 
 @dataclass
 class _PilotDelta:
@@ -148,13 +137,19 @@ class _WSDRun:
         self.timeline = StreamTimeline(self.started)
         self.finish = FinishReason.LENGTH
         self.base_started = False
+        self.pilot_logprobs: list[TokenLogprob] = []  # when the request asks for logprobs
+        self.base_logprobs: list[TokenLogprob] = []
 
     async def execute(self) -> AsyncIterator[TextDelta | WSDOutcome]:
         """The answer's text as it is sent (timed here), then the outcome."""
         async for delta in self._answer():
             self.timeline.sent(delta.text, delta.source, time.monotonic(), delta.pilot_times)
             yield delta
-        yield self._outcome()
+        outcome = self._outcome()
+        if self.request.num_logprobs is not None or self.request.return_scores:
+            # decoding every token's text is CPU work: off the event loop
+            await asyncio.to_thread(self._add_token_views, outcome)
+        yield outcome
 
     async def _answer(self) -> AsyncIterator[TextDelta]:
         async for delta in self._draft_and_check():
@@ -210,6 +205,7 @@ class _WSDRun:
             return
         delta = event.delta
         self.info.pilot_tokens += len(delta.token_ids)
+        self.pilot_logprobs += delta.logprobs or []
         self.draft.append(delta.text)
         if delta.is_finished:
             self.pilot_finish = delta.finish_reason
@@ -239,6 +235,7 @@ class _WSDRun:
             pilot_finish=self.pilot_finish,
             max_tokens=self.prepared.max_tokens,
             continue_after_draft_end=self.request.params.continue_after_draft_end,
+            min_tokens=self.request.min_tokens,
         )
         self.info.reason = plan.reason
         self.info.accept_index = plan.accept_index
@@ -281,6 +278,9 @@ class _WSDRun:
             temperature=self.request.temperature,
             top_p=self.request.top_p,
             seed=self.request.engine_seed(Role.BASE),
+            num_logprobs=self.request.num_logprobs,
+            # the answer has min_tokens tokens before the base may end it
+            min_tokens=max(0, self.request.min_tokens - self.answer.num_tokens),
             # no stop strings for the engine: with them vLLM holds back the last (longest stop
             # string - 1) characters of its output, which delays every base chunk by a few
             # tokens; the answer's own filter holds back only text that may begin one, and
@@ -296,6 +296,7 @@ class _WSDRun:
                 if self.info.handoff_s is None and delta.token_ids:
                     self.info.handoff_s = time.monotonic() - switch_decided
                 self.base_finish = delta.finish_reason
+                self.base_logprobs += delta.logprobs or []
                 yield self.answer.add_base(delta.text, len(delta.token_ids))
                 if self.answer.is_stopped:
                     return
@@ -311,6 +312,8 @@ class _WSDRun:
         base_settings = SamplingSettings(max_tokens=1, **options.for_role(Role.BASE))
         if self.request.temperature != 0 or base_settings.changes_logits:
             return None  # penalties and biases move the base's choice off the raw top-1
+        if self.request.num_logprobs is not None:
+            return None  # its logprobs come from the engine
         token_id = self.checker.greedy_after(self.answer.num_draft_tokens)
         if token_id is None or token_id in self.base.tokenizer.all_special_ids:
             return None
@@ -350,6 +353,26 @@ class _WSDRun:
             wsd=info,
         )
 
+    def _add_token_views(self, outcome: WSDOutcome) -> None:
+        """The per-token views the request asked for: logprobs of the model that wrote each
+        token, and the base model's scores of the draft up to the switch."""
+        if self.request.num_logprobs is not None:
+            outcome.logprobs = answer_logprobs(
+                (self.pilot.tokenizer, self.base.tokenizer),
+                outcome.text,
+                self.info.prefix_chars,
+                self.draft.stable_ids[: self.answer.num_draft_tokens],
+                (self.pilot_logprobs, self.base_logprobs),
+            )
+            self.info.logprobs_source = [entry.source for entry in outcome.logprobs]
+        if self.request.return_scores:
+            logprobs = self.checker.scored_logprobs
+            if self.checker.accept_index is not None:
+                logprobs = logprobs[: self.checker.accept_index + 1]
+            self.info.scored_tokens = scored_tokens(
+                self.base.tokenizer, self.draft.stable_ids, logprobs, self.request.params.window
+            )
+
     # -- background work ---------------------------------------------------------------------
 
     async def _read_pilot(self) -> None:
@@ -359,6 +382,7 @@ class _WSDRun:
             temperature=self.request.temperature,
             top_p=self.request.top_p,
             seed=self.request.engine_seed(Role.PILOT),
+            num_logprobs=self.request.num_logprobs,
             **self.request.options.for_role(Role.PILOT),
         )
         prompt = self.prepared.pilot_prompt.token_ids

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from wsd_engine.answer_logprobs import AnswerLogprob, ScoredToken
 from wsd_engine.config import Role, WSDConfig
 from wsd_engine.engines.protocol import FinishReason
 from wsd_engine.switch_rule import SwitchReason
@@ -127,6 +128,9 @@ class WSDRequest:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     options: SamplingOptions = field(default_factory=SamplingOptions)
+    min_tokens: int = 0  # answer tokens before the base model may end the answer
+    num_logprobs: int | None = None  # alternatives per token when logprobs are asked for
+    return_scores: bool = False  # add the base model's scores of the draft to `wsd`
 
     def engine_seed(self, role: Role) -> int | None:
         """A seed of its own for each engine, derived from the request's seed."""
@@ -208,6 +212,25 @@ class WSDInfo:
     ] = None
     threshold: Annotated[float, Field(description="The threshold the request ran with.")]
     window: Annotated[int, Field(description="The window the request ran with.")]
+    logprobs_source: Annotated[
+        list[Role] | None,
+        Field(
+            description="With logprobs: the model that produced each logprobs entry, in order "
+            "(pilot entries carry the pilot's distribution, base entries the base model's)."
+        ),
+    ] = None
+    scored_tokens: Annotated[
+        list[ScoredToken] | None,
+        Field(
+            description='With `"wsd": {"return_scores": true}`: the draft tokens the base '
+            "model scored, up to the switch (base tokenization), each with its base "
+            "probability and the geometric mean of the window ending at it."
+        ),
+    ] = None
+
+
+# WSDInfo fields left out of a response when null (they only appear when asked for).
+WSD_OPT_IN_FIELDS = ("logprobs_source", "scored_tokens")
 
 
 @dataclass
@@ -229,6 +252,7 @@ class WSDOutcome:
     num_completion_tokens: int
     num_pilot_prompt_tokens: int
     wsd: WSDInfo
+    logprobs: list[AnswerLogprob] | None = None  # when the request asks for them
 
     def tokens_by_role(self) -> dict[Role, tuple[int, int]]:
         """(prompt, generated) tokens each engine handled for the answer."""

@@ -114,8 +114,10 @@ def plan_continuation(
     pilot_finish: FinishReason | None,
     max_tokens: int,
     continue_after_draft_end: bool,
+    min_tokens: int = 0,
 ) -> ContinuationPlan:
-    """Keep t_0..t_a (the whole draft when no window passed), continue with the rest."""
+    """Keep t_0..t_a (the whole draft when no window passed), continue with the rest (an
+    answer of at least `min_tokens` tokens in all)."""
     if accept_index is not None:
         reason: SwitchReason | None = SwitchReason.THRESHOLD
         num_kept = accept_index + 1
@@ -129,6 +131,9 @@ def plan_continuation(
         accept_index = num_draft_tokens - 1 if num_draft_tokens else None
     if num_kept >= max_tokens:
         return ContinuationPlan(max_tokens, 0, reason, accept_index)
-    stops_here = reason is SwitchReason.DRAFT_END and not continue_after_draft_end
+    # a draft that ends before min_tokens does not end the answer
+    stops_here = (
+        reason is SwitchReason.DRAFT_END and not continue_after_draft_end and num_kept >= min_tokens
+    )
     budget = 0 if stops_here and num_kept > 0 else max_tokens - num_kept
     return ContinuationPlan(num_kept, budget, reason, accept_index)

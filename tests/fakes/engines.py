@@ -9,9 +9,12 @@ be told to fail.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
+
+import jsonschema
 
 from wsd_engine.engines.protocol import (
     EngineError,
@@ -21,6 +24,7 @@ from wsd_engine.engines.protocol import (
     GenerationDelta,
     SamplingSettings,
     Scores,
+    StructuredOutput,
     TokenLogprob,
 )
 
@@ -28,6 +32,7 @@ from wsd_engine.engines.protocol import (
 # (msgpack) carries, and its default `max_logprobs`.
 VLLM_INT_RANGE = range(-(2**63), 2**64)
 VLLM_MAX_LOGPROBS = 20
+VLLM_MAX_SCHEMA_NESTING = 64  # objects and arrays in a structured-output schema
 
 
 def vllm_refusal(
@@ -46,7 +51,34 @@ def vllm_refusal(
         return "can't serialize ints < -2**63 or > 2**64 - 1"
     if sampling.num_logprobs is not None and sampling.num_logprobs > VLLM_MAX_LOGPROBS:
         return f"Requested sample logprobs of {sampling.num_logprobs}, which is greater than max"
+    return structured_refusal(sampling.structured)
+
+
+def structured_refusal(structured: StructuredOutput | None) -> str | None:
+    """Roughly what vLLM's structured-output backends refuse: a schema that is not a valid
+    JSON Schema (an unknown type, `required` not a list, a pattern that is no regex...)."""
+    if structured is None or structured.schema is None:
+        return None
+    schema = json.loads(structured.schema)
+    if _nesting(schema) > VLLM_MAX_SCHEMA_NESTING:  # vLLM checks it first, without recursion
+        return "The JSON schema is nested too deeply"
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return f"Grammar error: {exc.message}"
     return None
+
+
+def _nesting(value: Any) -> int:
+    """How deep objects and arrays nest in a JSON value (iteratively: any depth)."""
+    depth, level = 0, [value] if isinstance(value, (dict, list)) else []
+    while level:
+        depth += 1
+        children = (
+            c for node in level for c in (node.values() if isinstance(node, dict) else node)
+        )
+        level = [child for child in children if isinstance(child, (dict, list))]
+    return depth
 
 
 class ScriptedEngine:
@@ -145,15 +177,10 @@ class ScriptedEngine:
         finally:
             self.running.discard(request_id)
 
-    async def score_with_top(
-        self,
-        prefix_token_ids: Sequence[int],
-        token_ids: Sequence[int],
-        num_top: int,
-        request_id: str,
-    ) -> list[TokenLogprob]:
-        logprobs = (await self.score(prefix_token_ids, token_ids, request_id)).logprobs
-        return [TokenLogprob(t, lp, {t: lp}) for t, lp in zip(token_ids, logprobs, strict=True)]
+    def check_structured_output(self, structured: StructuredOutput) -> None:
+        refusal = structured_refusal(structured)
+        if refusal is not None:
+            raise EngineRequestInvalid(f"{self.model_name}: {refusal}")
 
     async def check_health(self) -> None:
         self._check_alive()

@@ -217,7 +217,6 @@ def test_an_engine_refusal_is_400_naming_the_engines_parameter():
 REFUSED_FIELDS = [
     ("tools", [{"type": "function", "function": {"name": "f", "parameters": {}}}]),
     ("tool_choice", "auto"),
-    ("response_format", {"type": "json_object"}),
     ("audio", {"voice": "alloy", "format": "wav"}),
     ("modalities", ["text", "audio"]),
     ("prediction", {"type": "content", "content": "x"}),

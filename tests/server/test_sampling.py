@@ -90,11 +90,17 @@ def test_bad_sampling_fields_are_400(scripted_server, ids, which, overrides, par
     assert_error_shape(response.json(), param=param)
 
 
-def test_min_tokens_is_refused_for_wsd(scripted_server, ids):
-    body = {"model": ids["wsd"], "messages": Q, "max_tokens": 8, "min_tokens": 2}
-    response = post(scripted_server, "/v1/chat/completions", body)
-    assert response.status_code == 400
-    assert_error_shape(response.json(), param="min_tokens")
+def test_wsd_min_tokens_go_to_the_base_for_the_rest_of_the_answer(
+    scripted_server, scripted_engines, ids
+):
+    scripted_engines.base.probability = lambda i: 0.99  # switch at the first window: 2 kept
+    body = {"model": ids["wsd"], "messages": Q, "max_tokens": 40, "min_tokens": 30}
+    answer = post(scripted_server, "/v1/chat/completions", {**body, "wsd": {"window": 2}}).json()
+    assert answer["choices"][0]["wsd"]["prefix_tokens"] == 2
+    pilot, base = last_settings(scripted_engines.pilot), last_settings(scripted_engines.base)
+    assert pilot.min_tokens == 0
+    # the answer holds the 2 kept draft tokens and the shortcut's first base token
+    assert base.min_tokens == 30 - 3
 
 
 def test_the_first_base_token_is_left_to_the_engine_when_logits_move(

@@ -73,15 +73,19 @@ async def test_online_equals_offline_reference(
     assert engines_drain(engine_pair)
 
 
-@pytest.mark.parametrize("kind", ["penalties", "token-ids"])
+@pytest.mark.parametrize("kind", ["penalties", "token-ids", "min-tokens"])
 async def test_sampling_options_keep_online_equal_to_offline(
     orchestrator, engine_pair, server_loop, kind
 ):
     """Penalties and biases move the base's greedy choice off the scoring pass's top-1: the
-    online handoff must then leave the first base token to the engine, as offline does."""
+    online handoff must then leave the first base token to the engine, as offline does; and
+    both give the base the answer's missing min_tokens (a stop string may still end the answer
+    sooner, so only the equality is checked here)."""
+    min_tokens = 46 if kind == "min-tokens" else 0
+    options = SamplingOptions()
     if kind == "penalties":
         options = SamplingOptions(repetition_penalty=1.3, presence_penalty=0.5, top_k=20)
-    else:
+    elif kind == "token-ids":
         encode = engine_pair.base.tokenizer.encode
         (the,), (period,) = (encode(t, add_special_tokens=False) for t in (" the", "."))
         options = SamplingOptions(logit_bias=((the, 4.0),), stop_token_ids=(period,))
@@ -89,7 +93,10 @@ async def test_sampling_options_keep_online_equal_to_offline(
     params = WSDParams(draft_max_tokens=128, threshold=0.3)
 
     def request(kind):
-        return WSDRequest(f"{kind}-{name}-opts", tuple(messages), 48, params, options=options)
+        return WSDRequest(
+            f"{kind}-{name}-opts", tuple(messages), 48, params, options=options,
+            min_tokens=min_tokens,
+        )  # fmt: skip
 
     online = await server_loop.call(run_online(orchestrator, request("online")))
     offline = await server_loop.call(

@@ -169,6 +169,11 @@ def test_option_to_end_the_answer_with_the_draft():
     assert plan(continue_after_draft_end=False, pilot_finish=FinishReason.LENGTH).base_budget == 78
 
 
+def test_a_draft_ending_before_min_tokens_is_continued():
+    assert plan(continue_after_draft_end=False, min_tokens=51).base_budget == 78
+    assert plan(continue_after_draft_end=False, min_tokens=50).base_budget == 0
+
+
 @pytest.mark.parametrize(("accept", "max_tokens"), [(9, 10), (9, 5), (None, 50), (None, 20)])
 def test_max_tokens_inside_the_draft(accept, max_tokens):
     p = plan(accept_index=accept, max_tokens=max_tokens)

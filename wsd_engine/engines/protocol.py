@@ -33,6 +33,30 @@ class EngineRequestInvalid(EngineError):
         self.param = param
 
 
+class StructuredKind(StrEnum):
+    """What form a structured output must take."""
+
+    JSON_OBJECT = "json_object"  # any JSON object
+    JSON_SCHEMA = "json_schema"  # JSON following `StructuredOutput.schema`
+
+
+@dataclass(frozen=True)
+class StructuredOutput:
+    """A constraint on an answer's form, enforced token by token by the engine.
+
+    The schema is kept as JSON text, not a dict, so that the settings stay hashable.
+    """
+
+    kind: StructuredKind
+    schema: str | None = None  # JSON_SCHEMA only
+
+    def __post_init__(self) -> None:
+        if (self.kind is StructuredKind.JSON_SCHEMA) != (self.schema is not None):
+            raise ValueError(
+                f"{self.kind.value}: a schema goes with json_schema, with no other kind"
+            )
+
+
 @dataclass(frozen=True)
 class SamplingSettings:
     """Decoding settings for one engine request."""
@@ -52,13 +76,14 @@ class SamplingSettings:
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias) pairs
     stop_token_ids: tuple[int, ...] = ()
     min_tokens: int = 0
+    structured: StructuredOutput | None = None
 
     @property
     def changes_logits(self) -> bool:
         """Whether the settings move the model's logits (so greedy decoding may pick another
         token than the raw top-1)."""
         penalties = (self.presence_penalty, self.frequency_penalty, self.repetition_penalty)
-        return penalties != (0.0, 0.0, 1.0) or bool(self.logit_bias)
+        return penalties != (0.0, 0.0, 1.0) or bool(self.logit_bias) or self.structured is not None
 
 
 @dataclass
@@ -135,6 +160,12 @@ class Engine(Protocol):
         """
         ...
 
+    def check_structured_output(self, structured: StructuredOutput) -> None:
+        """Raise EngineRequestInvalid when the engine cannot enforce `structured` (e.g. a
+        schema it cannot compile), so a request is refused before its response starts.
+        Blocking: compiling a schema is CPU work."""
+        ...
+
     async def score(
         self,
         prefix_token_ids: Sequence[int],
@@ -145,16 +176,6 @@ class Engine(Protocol):
     ) -> Scores:
         """Log-probability of each of `token_ids` given the prefix and the tokens before it,
         and the model's most likely token after each of them (one forward pass)."""
-        ...
-
-    async def score_with_top(
-        self,
-        prefix_token_ids: Sequence[int],
-        token_ids: Sequence[int],
-        num_top: int,
-        request_id: str,
-    ) -> list[TokenLogprob]:
-        """Like `score`, with the `num_top` most likely alternatives at every position."""
         ...
 
     async def check_health(self) -> None:

@@ -15,7 +15,7 @@ import psutil
 from vllm import SamplingParams, TokensPrompt
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.exceptions import VLLMClientError
-from vllm.sampling_params import RequestOutputKind
+from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
@@ -28,6 +28,8 @@ from wsd_engine.engines.protocol import (
     GenerationDelta,
     SamplingSettings,
     Scores,
+    StructuredKind,
+    StructuredOutput,
     TokenLogprob,
 )
 
@@ -140,9 +142,20 @@ def _to_sampling_params(
         logit_bias=dict(settings.logit_bias) or None,
         stop_token_ids=list(settings.stop_token_ids) or None,
         min_tokens=settings.min_tokens,
+        structured_outputs=_structured_outputs(settings.structured),
         skip_special_tokens=True,
         output_kind=output_kind,
     )
+
+
+def _structured_outputs(structured: StructuredOutput | None) -> StructuredOutputsParams | None:
+    """vLLM's form of an output constraint (its OpenAI server maps `response_format` the same
+    way); vLLM picks the backend that compiles it ("auto": xgrammar, else guidance)."""
+    if structured is None:
+        return None
+    if structured.kind is StructuredKind.JSON_OBJECT:
+        return StructuredOutputsParams(json_object=True)
+    return StructuredOutputsParams(json=structured.schema)
 
 
 class VLLMEngine:
@@ -215,6 +228,22 @@ class VLLMEngine:
                     finish_reason=finish,
                 )
 
+    def check_structured_output(self, structured: StructuredOutput) -> None:
+        """Run vLLM's own request check on the constraint alone (it compiles the schema with
+        the backend it would use), so that a schema vLLM refuses is refused before a stream
+        starts; vLLM checks again when the request arrives."""
+        params = SamplingParams(max_tokens=1, structured_outputs=_structured_outputs(structured))
+        config = self._llm.vllm_config
+        try:
+            params.verify(
+                self._llm.model_config,
+                config.speculative_config,
+                config.structured_outputs_config,
+                self._tokenizer,
+            )
+        except (VLLMClientError, ValueError) as exc:
+            raise EngineRequestInvalid(f"{self.model_name}: {exc}") from exc
+
     async def score(
         self,
         prefix_token_ids: Sequence[int],
@@ -237,7 +266,7 @@ class VLLMEngine:
         start = len(prefix_token_ids)
         if self._config.enable_prefix_caching:
             output = await self._prompt_logprobs(
-                all_ids, request_id, read_cache=True, num_top=1, cache_salt=cache_salt
+                all_ids, request_id, read_cache=True, cache_salt=cache_salt
             )
             # Token i's logprob comes from position i-1's hidden state: it must be computed.
             cached = output.num_cached_tokens or 0
@@ -253,35 +282,15 @@ class VLLMEngine:
             )  # fmt: skip
             request_id = f"{request_id}-uncached"
         output = await self._prompt_logprobs(
-            all_ids, request_id, read_cache=False, num_top=1, cache_salt=cache_salt
+            all_ids, request_id, read_cache=False, cache_salt=cache_salt
         )
         return _scores(output, token_ids, start)
-
-    async def score_with_top(
-        self,
-        prefix_token_ids: Sequence[int],
-        token_ids: Sequence[int],
-        num_top: int,
-        request_id: str,
-    ) -> list[TokenLogprob]:
-        """Like `score`, with the `num_top` most likely alternatives at every position."""
-        if not token_ids:
-            return []
-        all_ids = [*prefix_token_ids, *token_ids]
-        output = await self._prompt_logprobs(all_ids, request_id, read_cache=False, num_top=num_top)
-        start = len(prefix_token_ids)
-        result = []
-        for i, token in enumerate(token_ids):
-            top = {tid: lp.logprob for tid, lp in output.prompt_logprobs[start + i].items()}
-            result.append(TokenLogprob(token_id=token, logprob=top[token], top=top))
-        return result
 
     async def _prompt_logprobs(
         self,
         token_ids: list[int],
         request_id: str,
         read_cache: bool,
-        num_top: int = 0,
         cache_salt: str | None = None,
     ) -> Any:
         # skip_reading_prefix_cache only takes effect when given to the constructor: set
@@ -289,7 +298,7 @@ class VLLMEngine:
         params = SamplingParams(
             max_tokens=1,
             temperature=0.0,
-            prompt_logprobs=num_top,
+            prompt_logprobs=1,  # the token's own and the top-1
             skip_reading_prefix_cache=not read_cache,
             # Cached positions come back as uninitialised rows; detokenizing their token ids
             # would crash vLLM's output handler (and with it the engine). We decode ourselves.

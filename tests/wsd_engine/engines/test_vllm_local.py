@@ -9,7 +9,12 @@ import psutil
 import pytest
 
 from wsd_engine.config import PromptTemplate
-from wsd_engine.engines.protocol import FinishReason, SamplingSettings
+from wsd_engine.engines.protocol import (
+    FinishReason,
+    SamplingSettings,
+    StructuredKind,
+    StructuredOutput,
+)
 from wsd_engine.templates import Message, MessageRole, render_prompt
 
 pytestmark = pytest.mark.slow
@@ -194,6 +199,19 @@ def test_every_sampling_setting_reaches_vllm():
     assert (params.repetition_penalty, params.top_k, params.min_p) == (1.2, 5, 0.1)
     assert params.logit_bias == {7: 3.5} and params.stop_token_ids == [11]
     assert params.min_tokens == 2 and params.ignore_eos
+
+
+def test_a_structured_output_reaches_vllm():
+    from wsd_engine.engines.vllm_local import _to_sampling_params
+
+    schema = '{"type": "object", "properties": {"a": {"type": "integer"}}}'
+    as_schema = StructuredOutput(StructuredKind.JSON_SCHEMA, schema)
+    params = _to_sampling_params(SamplingSettings(max_tokens=4, structured=as_schema))
+    assert params.structured_outputs.json == schema
+    as_object = StructuredOutput(StructuredKind.JSON_OBJECT)
+    params = _to_sampling_params(SamplingSettings(max_tokens=4, structured=as_object))
+    assert params.structured_outputs.json_object is True
+    assert _to_sampling_params(SamplingSettings(max_tokens=4)).structured_outputs is None
 
 
 async def test_a_logit_bias_changes_the_output(engine_pair, server_loop):
