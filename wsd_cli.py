@@ -93,20 +93,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from benchmarks.measure import RESULTS, Settings
 
     quick = args.quick
+    remote = args.engines == "remote"
+    levels = [1, 16] if remote else [1, 4, 16]
+    label = "bench-remote" if remote else "bench"
     settings = Settings(
-        concurrencies=args.concurrency or ([1, 4] if quick else [1, 4, 16]),
+        concurrencies=args.concurrency or ([1, 4] if quick else levels),
         num_prompts=args.prompts,
         max_tokens=args.max_tokens or (32 if quick else 128),
-        modes=args.modes.split(","),
+        modes=(args.modes or ("wsd" if remote else "wsd,offline,base,pilot")).split(","),
         config_path=str(args.config),
         peer=not args.no_peer,
         draft_max_tokens=args.draft_max_tokens or (64 if quick else None),
         min_requests=3 if quick else 8,
         waves=1 if quick else 2,
-        label="bench-quick" if quick else "bench",
+        label=f"{label}-quick" if quick else label,
         out_dir=args.out or RESULTS,
     )
-    run_bench(settings)
+    if remote:
+        from benchmarks.remote import run_remote_bench
+
+        run_remote_bench(settings)
+    else:
+        run_bench(settings)
     return 0
 
 
@@ -158,7 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--max-tokens", type=int, help="max_tokens per request (default 128)")
     bench.add_argument("--concurrency", type=int, action="append", help="repeatable")
-    bench.add_argument("--modes", default="wsd,offline,base,pilot", help="comma-separated")
+    bench.add_argument(
+        "--modes", help="comma-separated (default wsd,offline,base,pilot; wsd with remote engines)"
+    )
+    bench.add_argument(
+        "--engines",
+        choices=["in-process", "remote"],
+        default="in-process",
+        help="remote: serve the config's pilot and base as vLLM servers on loopback and compare "
+        "WSD on them with WSD on in-process engines (c=1 and c=16 by default)",
+    )
     bench.add_argument("--no-peer", action="store_true", help="skip the plain vLLM peer")
     bench.add_argument(
         "--out", type=Path, help="folder for the results (default benchmarks/results)"

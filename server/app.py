@@ -22,7 +22,7 @@ from server.metrics import WSDMetrics
 from server.registry import ModelRegistry
 from server.routes import completions, health, models, tokenize
 from server.routes import metrics as metrics_route
-from wsd_engine.config import AppConfig
+from wsd_engine.config import AppConfig, Role
 from wsd_engine.engines.pair import EnginePair
 
 logger = logging.getLogger("wsd.server")
@@ -111,20 +111,42 @@ def create_app(
 
 
 async def watch_engines(pair: EnginePair, state: ServerState, died: Callable[[], None]) -> None:
-    """Poll both engines; when one is dead, abort the requests in flight and report it."""
+    """Poll both engines. When an in-process engine is dead, abort the requests in flight and
+    report it; a remote server that stops answering only turns away the requests that need
+    it (`state.engines_down`) until it answers again."""
+    engines = {Role.PILOT.value: pair.pilot, Role.BASE.value: pair.base}
     while True:
         await asyncio.sleep(ENGINE_WATCH_INTERVAL_S)
-        try:
-            await asyncio.gather(pair.pilot.check_health(), pair.base.check_health())
-        except Exception as exc:
-            logger.error("engine failure, ending the requests in flight: %s", exc)
-            state.abort_all(
-                OpenAIError(
-                    f"engine failure: {exc}", HTTPStatus.SERVICE_UNAVAILABLE, code="engine_dead"
+        results = await asyncio.gather(
+            *(engine.check_health() for engine in engines.values()), return_exceptions=True
+        )
+        for (role, engine), result in zip(engines.items(), results, strict=True):
+            if isinstance(result, BaseException) and not engine.recovers:
+                logger.error("engine failure, ending the requests in flight: %s", result)
+                state.abort_all(
+                    OpenAIError(
+                        f"engine failure: {result}",
+                        HTTPStatus.SERVICE_UNAVAILABLE,
+                        code="engine_dead",
+                    )
                 )
-            )
-            died()
-            return
+                died()
+                return
+            _note_remote_health(state, role, result)
+
+
+def _note_remote_health(state: ServerState, role: str, result: BaseException | None) -> None:
+    was_down = role in state.engines_down
+    if result is None:
+        if was_down:
+            logger.info("the %s engine answers again: serving requests that need it", role)
+            del state.engines_down[role]
+        return
+    state.engines_down[role] = str(result)
+    if not was_down:
+        logger.warning(
+            "%s; requests that need the %s engine get 503 until it answers", result, role
+        )
 
 
 def _document_errors_as_sent(app: FastAPI) -> None:

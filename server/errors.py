@@ -67,7 +67,7 @@ def to_openai_error(exc: BaseException) -> OpenAIError:
     if isinstance(exc, EngineRequestInvalid):
         return OpenAIError(str(exc), param=exc.param)
     if isinstance(exc, EngineUnavailable):
-        return OpenAIError(str(exc), HTTPStatus.SERVICE_UNAVAILABLE)
+        return OpenAIError(str(exc), HTTPStatus.SERVICE_UNAVAILABLE, code="engine_unavailable")
     if isinstance(exc, EngineError):
         return OpenAIError(str(exc), HTTPStatus.INTERNAL_SERVER_ERROR)
     logger.exception("unexpected error", exc_info=exc)

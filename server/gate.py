@@ -64,6 +64,7 @@ class ServerState:
     in_flight: int = 0
     draining: bool = False
     failure: OpenAIError | None = None  # why in-flight requests were aborted
+    engines_down: dict[str, str] = field(default_factory=dict)  # role -> why (remote engines)
     _abort: asyncio.Event = field(default_factory=asyncio.Event)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -81,6 +82,18 @@ class ServerState:
                 HTTPStatus.SERVICE_UNAVAILABLE,
                 code="shutting_down",
             )
+        return None
+
+    def engine_unavailable(self, roles: Iterable[str]) -> OpenAIError | None:
+        """The error a request that needs the engines playing `roles` gets while one of them
+        (a remote server) does not answer."""
+        for role in roles:
+            if role in self.engines_down:
+                return OpenAIError(
+                    f"the {role} engine is unavailable: {self.engines_down[role]}; retry later",
+                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    code="engine_unavailable",
+                )
         return None
 
     def abort_all(self, error: OpenAIError) -> None:

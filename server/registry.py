@@ -27,6 +27,11 @@ class EngineModel:
         """Context length in tokens."""
         return self.engine.max_model_len
 
+    @property
+    def roles(self) -> tuple[Role, ...]:
+        """The engines its answers need."""
+        return (self.role,)
+
 
 @dataclass(frozen=True)
 class WSDModel:
@@ -41,6 +46,11 @@ class WSDModel:
     def max_model_len(self) -> int:
         """The context both engines offer."""
         return self.orchestrator.max_model_len
+
+    @property
+    def roles(self) -> tuple[Role, ...]:
+        """The engines its answers need."""
+        return (Role.PILOT, Role.BASE)
 
 
 ServedModel = EngineModel | WSDModel

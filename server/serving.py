@@ -69,7 +69,10 @@ class OpenAIServing(ABC, Generic[RequestT]):
     async def respond(self, body: RequestT, request: Request) -> Response:
         """Validate, then answer with one JSON response or an event stream."""
         request.state.model_name = body.model
-        self.registry.get(body.model)  # an unknown model is a 404 before anything else
+        model = self.registry.get(body.model)  # an unknown model is a 404 before anything else
+        down = request.app.state.server.engine_unavailable(role.value for role in model.roles)
+        if down is not None:
+            raise down
         refused = body.refused_field()
         if refused is not None:
             reason = REFUSAL_REASONS.get(refused, "not supported by this server")

@@ -36,6 +36,16 @@ def embedded_config() -> AppConfig:
 
 
 @pytest.fixture(scope="session")
+def ids(embedded_config: AppConfig) -> dict[str, str]:
+    """Model id by what answers: wsd, pilot, base."""
+    return {
+        "wsd": embedded_config.wsd.served_model_name,
+        "pilot": embedded_config.pilot.served_model_name,
+        "base": embedded_config.base.served_model_name,
+    }
+
+
+@pytest.fixture(scope="session")
 def model_paths(embedded_config: AppConfig) -> dict[str, Path]:
     """Served id -> prepared directory (prepares on first use, then cached)."""
     return prepare_config(embedded_config)

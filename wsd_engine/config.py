@@ -110,11 +110,51 @@ class ModelConfig(_Strict):
         "(VLLM_CPU_NUM_OF_RESERVED_CPU). None keeps vLLM's default.",
     )
 
+    url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="A vLLM OpenAI server (http://host:port) that serves this model as "
+        "`served_model_name`, instead of an in-process engine (the engine settings above "
+        "are then the server's business). The base model's server needs `--enable-scale-out "
+        "--enable-prompt-tokens-details` (docs/remote.md).",
+    )
+    tokenizer: str | None = Field(
+        default=None,
+        description="With `url`: the model's tokenizer, the same files the server loads: an "
+        "embedded model name, a local directory or a Hugging Face id.",
+    )
+    api_key: str | None = Field(
+        default=None, description="With `url`: the server's API key (its --api-key)."
+    )
+    connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="With `url`: seconds to wait for a connection."
+    )
+    connect_retries: int = Field(
+        default=3, ge=0, description="With `url`: retries of a failed connection (never of a "
+        "request the server has received).",
+    )  # fmt: skip
+    read_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="With `url`: longest wait for the next bytes of a response (a long "
+        "prompt's prefill comes before the first).",
+    )
+
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
-        if (self.path is None) == (self.embedded is None):
-            raise ValueError("set exactly one of 'path' and 'embedded'")
+        sources = [self.path, self.embedded, self.url]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError("set exactly one of 'path', 'embedded' and 'url'")
+        if self.url is not None and self.tokenizer is None:
+            raise ValueError("'url' needs 'tokenizer' (the model's tokenizer files)")
+        if self.url is None and self.tokenizer is not None:
+            raise ValueError("'tokenizer' goes with 'url' (a local model has its own)")
         return self
+
+    @property
+    def is_remote(self) -> bool:
+        """Served by a vLLM server over HTTP rather than in this process."""
+        return self.url is not None
 
 
 class WSDConfig(_Strict):

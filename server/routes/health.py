@@ -1,4 +1,4 @@
-"""GET /health: 200 when both engines answer, 503 otherwise."""
+"""GET /health: 200 when both engines answer, 503 otherwise, with each engine's state."""
 
 from __future__ import annotations
 
@@ -17,16 +17,24 @@ HEALTH_TIMEOUT_S = 5.0
 @router.get("/health")
 async def health(registry: RegistryDep, request: Request) -> JSONResponse:
     """503 while the server drains or after an engine died; else both engines' health
-    checks, within a few seconds."""
+    checks, within a few seconds: `{"status", "engines": {role: {"model", "status",
+    "detail"?}}}`."""
     unavailable = request.app.state.server.unavailable
     if unavailable is not None:
         return JSONResponse({"status": "unavailable", "detail": unavailable.message}, 503)
-    engines = registry.engines
-    try:
-        await asyncio.wait_for(
-            asyncio.gather(engines.pilot.check_health(), engines.base.check_health()),
-            timeout=HEALTH_TIMEOUT_S,
-        )
-    except Exception as exc:
-        return JSONResponse({"status": "unhealthy", "detail": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ok"})
+    engines = {"pilot": registry.engines.pilot, "base": registry.engines.base}
+    results = await asyncio.gather(
+        *(asyncio.wait_for(engine.check_health(), HEALTH_TIMEOUT_S) for engine in engines.values()),
+        return_exceptions=True,
+    )
+    report = {}
+    for (role, engine), result in zip(engines.items(), results, strict=True):
+        entry = {"model": engine.model_name, "status": "ok"}
+        if isinstance(result, BaseException):
+            entry.update(status="unavailable", detail=str(result) or type(result).__name__)
+        report[role] = entry
+    healthy = all(entry["status"] == "ok" for entry in report.values())
+    body = {"status": "ok" if healthy else "unhealthy", "engines": report}
+    if not healthy:
+        body["detail"] = "; ".join(e["detail"] for e in report.values() if "detail" in e)
+    return JSONResponse(body, status_code=200 if healthy else 503)

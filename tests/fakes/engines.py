@@ -107,6 +107,7 @@ class ScriptedEngine:
         self.fail_after_tokens: int | None = None  # raise `failure` after this many tokens
         self.failure: type[Exception] = EngineError
         self.is_dead = False  # every call raises EngineUnavailable
+        self.recovers = False  # like a remote server: is_dead may be set back to False
         self.cache_salts: dict[str, str | None] = {}  # request id -> its prefix-cache salt
         self._prompt_lens: dict[str, int] = {}
 

@@ -18,15 +18,6 @@ PILOT_TEXT = "Paris is the capital of France. It is known for the Eiffel Tower a
 BASE_TEXT = " The city has about two million people and many museums."
 
 
-@pytest.fixture(scope="session")
-def ids(embedded_config):
-    return {
-        "wsd": embedded_config.wsd.served_model_name,
-        "pilot": embedded_config.pilot.served_model_name,
-        "base": embedded_config.base.served_model_name,
-    }
-
-
 # -- the scripted server (fast) --------------------------------------------------------------
 
 

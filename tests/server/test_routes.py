@@ -12,7 +12,14 @@ def test_models_lists_wsd_pilot_and_base(scripted_client, ids):
 
 
 def test_health_and_openapi(scripted_server):
-    assert httpx.get(f"{scripted_server.base_url}/health", timeout=10).json() == {"status": "ok"}
+    health = httpx.get(f"{scripted_server.base_url}/health", timeout=10).json()
+    assert health == {
+        "status": "ok",
+        "engines": {
+            role: {"model": getattr(scripted_server.engines, role).model_name, "status": "ok"}
+            for role in ("pilot", "base")
+        },
+    }
     spec = httpx.get(f"{scripted_server.base_url}/openapi.json", timeout=10).json()
     assert {"/v1/chat/completions", "/v1/completions", "/v1/models"} <= set(spec["paths"])
     wsd = spec["components"]["schemas"]["WSDInfo"]["properties"]

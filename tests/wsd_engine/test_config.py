@@ -51,7 +51,7 @@ def test_model_needs_exactly_one_source(tmp_path):
     path = _write(
         tmp_path, "pilot: {served_model_name: a}\nbase: {served_model_name: b, path: /x}\n"
     )
-    with pytest.raises(ConfigError, match="exactly one of 'path' and 'embedded'"):
+    with pytest.raises(ConfigError, match="exactly one of 'path', 'embedded' and 'url'"):
         load_config(path, environ={})
 
 

@@ -15,7 +15,12 @@ logger = logging.getLogger(__name__)
 
 
 def start_engine(model: ModelConfig, model_path: Path) -> Engine:
-    """Start the engine adapter a model config asks for."""
+    """Start the engine adapter a model config asks for: a remote vLLM server (`model_path`
+    is then its tokenizer) or an in-process engine."""
+    if model.is_remote:
+        from wsd_engine.engines.vllm_remote import RemoteVLLMEngine
+
+        return RemoteVLLMEngine.start(model, model_path)
     from wsd_engine.engines.vllm_local import VLLMEngine
 
     return VLLMEngine.start(model, model_path)

@@ -178,6 +178,12 @@ class Engine(Protocol):
         and the model's most likely token after each of them (one forward pass)."""
         ...
 
+    @property
+    def recovers(self) -> bool:
+        """Whether the engine may come back by itself after failing (a remote server that
+        restarts): its failures are then not fatal to the process."""
+        ...
+
     async def check_health(self) -> None:
         """Raise EngineUnavailable when the engine cannot serve."""
         ...

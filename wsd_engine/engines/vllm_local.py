@@ -200,6 +200,11 @@ class VLLMEngine:
         return int(cache.block_size) if cache.enable_prefix_caching else None
 
     @property
+    def recovers(self) -> bool:
+        """A dead engine core does not come back."""
+        return False
+
+    @property
     def tokenizer(self) -> Any:
         """The model's Hugging Face tokenizer."""
         return self._tokenizer

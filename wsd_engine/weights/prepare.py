@@ -47,11 +47,17 @@ def is_prepared(spec: EmbeddedModelSpec, root: Path | None = None) -> bool:
 
 
 def resolve_model_path(model: ModelConfig, root: Path | None = None) -> Path:
-    """Directory vLLM should load for a model config; embedded models must be prepared."""
-    if model.path is not None:
+    """Directory vLLM should load for a model config (for a remote model: where its tokenizer
+    is, or its Hugging Face id); embedded models must be prepared."""
+    embedded = model.embedded
+    if model.tokenizer is not None:
+        if model.tokenizer not in {name.value for name in EmbeddedModel}:
+            return Path(model.tokenizer).expanduser()
+        embedded = EmbeddedModel(model.tokenizer)
+    elif model.path is not None:
         return Path(model.path).expanduser()
-    assert model.embedded is not None  # guaranteed by ModelConfig's validator
-    spec = EMBEDDED_MODELS[model.embedded]
+    assert embedded is not None  # guaranteed by ModelConfig's validator
+    spec = EMBEDDED_MODELS[embedded]
     if not is_prepared(spec, root):
         raise PrepareError(
             f"embedded model {spec.name.value} is not prepared in {prepared_path(spec, root)}; "
@@ -63,9 +69,12 @@ def resolve_model_path(model: ModelConfig, root: Path | None = None) -> Path:
 def prepare_config(config: AppConfig, root: Path | None = None) -> dict[str, Path]:
     """Prepare every embedded model a config uses; returns served id -> directory."""
     paths: dict[str, Path] = {}
+    embedded_names = {name.value for name in EmbeddedModel}
     for model in (config.pilot, config.base):
         if model.embedded is not None:
             prepare_model(EMBEDDED_MODELS[model.embedded], root)
+        elif model.tokenizer in embedded_names:  # a remote model with an embedded tokenizer
+            prepare_model(EMBEDDED_MODELS[EmbeddedModel(model.tokenizer)], root)
         paths[model.served_model_name] = resolve_model_path(model, root)
     return paths
 

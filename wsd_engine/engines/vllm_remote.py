@@ -1,0 +1,428 @@
+"""Remote vLLM engine: a vLLM OpenAI server reached over HTTP (httpx, one pool per engine).
+
+Which endpoint does what (docs/remote.md has the measurements):
+- generate: `POST /v1/completions`, streamed, with a token-id prompt, `return_token_ids` and
+  logprobs keyed by token id. It reads the prefix cache, holds back text that may begin a stop
+  string as the in-process engine does, and closing the stream aborts the request.
+- score: `POST /inference/v1/generate` (vLLM's token-in/token-out endpoint, `--enable-scale-out`)
+  takes full SamplingParams, so a scoring pass can read the prefix cache
+  (`skip_reading_prefix_cache: false`) and skip detokenizing; `/v1/completions` with
+  `prompt_logprobs` always recomputes the whole prompt (about 11 x slower on this CPU for a
+  400-token prompt). When the endpoint is not enabled, scoring falls back to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from wsd_engine.config import ModelConfig
+from wsd_engine.engines.protocol import (
+    EngineError,
+    EngineRequestInvalid,
+    EngineUnavailable,
+    FinishReason,
+    GenerationDelta,
+    SamplingSettings,
+    Scores,
+    StructuredKind,
+    StructuredOutput,
+    TokenLogprob,
+)
+from wsd_engine.engines.remote_discovery import ServerFacts, discover, load_tokenizer
+from wsd_engine.stop_strings import StopStringFilter
+
+logger = logging.getLogger(__name__)
+
+_FINISH_REASONS = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
+_HEALTH_TIMEOUT_S = 2.0
+_TOKEN_KEY_PREFIX = "token_id:"
+
+
+class RemoteVLLMEngine:
+    """One model served by a vLLM OpenAI server."""
+
+    def __init__(self, model: ModelConfig, tokenizer: Any, facts: ServerFacts) -> None:
+        self._config = model
+        self._tokenizer = tokenizer
+        self._facts = facts
+        self._url = str(model.url).rstrip("/")
+        headers = {"Authorization": f"Bearer {model.api_key}"} if model.api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=self._url,
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=model.connect_timeout_s,
+                read=model.read_timeout_s,
+                write=model.read_timeout_s,
+                pool=None,
+            ),
+            # retries of connection attempts only: a request the server got is never resent
+            transport=httpx.AsyncHTTPTransport(retries=model.connect_retries),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        )
+        self._in_flight = 0
+        self._scoring_endpoint = facts.scoring_endpoint
+        self._warned_no_cached_count = False
+
+    @classmethod
+    def start(cls, model: ModelConfig, tokenizer_path: Path) -> RemoteVLLMEngine:
+        """Load the tokenizer and learn the server's settings (blocking: waits for the server
+        to answer, with progress in the log)."""
+        logger.info(
+            "engine %s: vLLM server at %s, tokenizer from %s",
+            model.served_model_name, model.url, tokenizer_path,
+        )  # fmt: skip
+        tokenizer = load_tokenizer(tokenizer_path)
+        facts = discover(model)
+        logger.info(
+            "engine %s: max_model_len %d, prefix-cache block %s, scoring through %s",
+            model.served_model_name, facts.max_model_len, facts.cache_block_size,
+            facts.scoring_endpoint,
+        )  # fmt: skip
+        return cls(model, tokenizer, facts)
+
+    @property
+    def model_name(self) -> str:
+        """Served model id."""
+        return self._config.served_model_name
+
+    @property
+    def max_model_len(self) -> int:
+        """Context length in tokens, as the server reports it."""
+        return self._facts.max_model_len
+
+    @property
+    def cache_block_size(self) -> int | None:
+        """The server's prefix-cache block size (None when it does not cache prefixes)."""
+        return self._facts.cache_block_size
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's Hugging Face tokenizer, loaded here."""
+        return self._tokenizer
+
+    @property
+    def recovers(self) -> bool:
+        """A server that stops answering may come back: its failures are not fatal."""
+        return True
+
+    async def generate(
+        self,
+        prompt_token_ids: Sequence[int],
+        sampling: SamplingSettings,
+        request_id: str,
+        *,
+        cache_salt: str | None = None,
+    ) -> AsyncIterator[GenerationDelta]:
+        """Stream deltas; closing the iterator closes the HTTP stream, which makes the server
+        abort the request."""
+        body = {
+            **_completion_fields(sampling),
+            "model": self.model_name,
+            "prompt": list(prompt_token_ids),
+            "stream": True,
+            "return_token_ids": True,
+            "return_tokens_as_token_ids": True,
+            "skip_special_tokens": True,
+            "request_id": request_id,
+        }
+        if cache_salt is not None:
+            body["cache_salt"] = cache_salt
+        # stop strings are applied here: vLLM's completions take at most 4, and a chat
+        # template may need more; returning at one closes the stream (the server aborts)
+        stops = StopStringFilter(sampling.stop)
+        async with self._request("POST", "/v1/completions", body, stream=True) as response:
+            async for payload in _sse_payloads(response, self.model_name):
+                for choice in payload.get("choices", []):
+                    delta = _stopped_at_strings(_delta(choice), stops)
+                    yield delta
+                    if delta.finish_reason is not None:
+                        return
+
+    async def score(
+        self,
+        prefix_token_ids: Sequence[int],
+        token_ids: Sequence[int],
+        request_id: str,
+        *,
+        cache_salt: str | None = None,
+    ) -> Scores:
+        """Log-probabilities of `token_ids` after the prefix, and the greedy next tokens.
+
+        A pass reads the prefix cache when the server reports cached-token counts; when the
+        cache covered a position whose logits are needed, the pass is redone without it.
+        """
+        if not prefix_token_ids:
+            raise EngineRequestInvalid("scoring needs a non-empty prefix (e.g. the BOS token)")
+        if not token_ids:
+            return Scores(logprobs=[], greedy_next=[])
+        all_ids = [*prefix_token_ids, *token_ids]
+        start = len(prefix_token_ids)
+        if self._scoring_endpoint == "generate":
+            read_cache = self._facts.cache_block_size is not None
+            payload = await self._score_generate(all_ids, request_id, read_cache, cache_salt)
+            cached = _cached_tokens(payload)
+            if read_cache and (cached is None or cached >= start):
+                if cached is None:
+                    self._warn_no_cached_count()
+                payload = await self._score_generate(
+                    all_ids, f"{request_id}-uncached", False, cache_salt
+                )
+            return _scores(payload, token_ids, start)
+        payload = await self._score_completions(all_ids, request_id)
+        return _scores(payload, token_ids, start)
+
+    def check_structured_output(self, structured: StructuredOutput) -> None:
+        """The server checks the constraint when the request arrives (a refusal is a 400)."""
+
+    async def check_health(self) -> None:
+        """Raise EngineUnavailable when the server does not answer /health with 200."""
+        try:
+            response = await self._client.get("/health", timeout=_HEALTH_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            raise EngineUnavailable(
+                f"{self.model_name}: vLLM server at {self._url} unreachable ({_reason(exc)})"
+            ) from exc
+        if response.status_code != HTTPStatus.OK:
+            raise EngineUnavailable(
+                f"{self.model_name}: vLLM server at {self._url} is unhealthy "
+                f"(/health answered {response.status_code})"
+            )
+
+    def num_unfinished_requests(self) -> int:
+        """This engine's requests whose HTTP exchange is still open."""
+        return self._in_flight
+
+    async def warm_up(self) -> None:
+        """A short generation and a scoring pass, so the first request pays no set-up."""
+        settings = SamplingSettings(max_tokens=2, ignore_eos=True)
+        prompt = self._tokenizer.encode("Hello, how are you today?", add_special_tokens=False)
+        async for _ in self.generate(prompt, settings, f"warm-up-{self.model_name}"):
+            pass
+        await self.score(prompt[:1], prompt[1:], f"warm-up-score-{self.model_name}")
+
+    def shutdown(self) -> None:
+        """Nothing runs here; the server is someone else's. Connections close with the loop."""
+        logger.info("engine %s: leaving the vLLM server at %s", self.model_name, self._url)
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _request(
+        self, method: str, path: str, body: dict[str, Any], stream: bool = False
+    ) -> AsyncIterator[httpx.Response]:
+        """One exchange with the server, errors mapped onto the engine protocol's."""
+        self._in_flight += 1
+        try:
+            request = self._client.build_request(method, path, json=body)
+            response = await self._client.send(request, stream=stream)
+            try:
+                if response.status_code != HTTPStatus.OK:
+                    await response.aread()
+                    raise _http_error(response, self.model_name)
+                yield response
+            finally:
+                await response.aclose()
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise EngineUnavailable(
+                f"{self.model_name}: vLLM server at {self._url} unreachable ({_reason(exc)})"
+            ) from exc
+        finally:
+            self._in_flight -= 1
+
+    async def _score_generate(
+        self, token_ids: list[int], request_id: str, read_cache: bool, cache_salt: str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "request_id": request_id,
+            "token_ids": token_ids,
+            "sampling_params": {
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "prompt_logprobs": 1,
+                "skip_reading_prefix_cache": not read_cache,
+                # cached positions come back as uninitialised rows, and detokenizing their
+                # token ids crashes vLLM's output handler (and the server with it)
+                "detokenize": False,
+            },
+            "stream": False,
+        }
+        if cache_salt is not None:
+            body["cache_salt"] = cache_salt
+        async with self._request("POST", "/inference/v1/generate", body) as response:
+            payload: dict[str, Any] = response.json()
+        choice = payload["choices"][0]
+        return {**payload, "next_token": choice["token_ids"][0]}
+
+    async def _score_completions(self, token_ids: list[int], request_id: str) -> dict[str, Any]:
+        body = {
+            "model": self.model_name,
+            "prompt": token_ids,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "prompt_logprobs": 1,
+            "return_token_ids": True,
+            "request_id": request_id,
+        }
+        async with self._request("POST", "/v1/completions", body) as response:
+            payload: dict[str, Any] = response.json()
+        choice = payload["choices"][0]
+        return {
+            "prompt_logprobs": choice["prompt_logprobs"],
+            "next_token": choice["token_ids"][0],
+        }
+
+    def _warn_no_cached_count(self) -> None:
+        if not self._warned_no_cached_count:
+            self._warned_no_cached_count = True
+            logger.warning(
+                "engine %s: the server does not report cached tokens; scoring passes recompute "
+                "the whole prompt (start it with --enable-prompt-tokens-details)",
+                self.model_name,
+            )
+
+
+# -- wire formats ----------------------------------------------------------------------
+
+
+def _completion_fields(settings: SamplingSettings) -> dict[str, Any]:
+    """A completions request's sampling fields (every one sent: the server's defaults, e.g.
+    from the model's generation config, must not apply), stop strings aside."""
+    fields: dict[str, Any] = {
+        "max_tokens": settings.max_tokens,
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "top_k": settings.top_k if settings.top_k > 0 else -1,
+        "min_p": settings.min_p,
+        "presence_penalty": settings.presence_penalty,
+        "frequency_penalty": settings.frequency_penalty,
+        "repetition_penalty": settings.repetition_penalty,
+        "ignore_eos": settings.ignore_eos,
+        "min_tokens": settings.min_tokens,
+        "stop_token_ids": list(settings.stop_token_ids),
+    }
+    if settings.seed is not None:
+        fields["seed"] = settings.seed
+    if settings.num_logprobs is not None:
+        fields["logprobs"] = settings.num_logprobs
+    if settings.logit_bias:
+        fields["logit_bias"] = {str(token): bias for token, bias in settings.logit_bias}
+    if settings.structured is not None:
+        fields["structured_outputs"] = _structured_outputs(settings.structured)
+    return fields
+
+
+def _stopped_at_strings(delta: GenerationDelta, stops: StopStringFilter) -> GenerationDelta:
+    """The delta with the text that may be sent: held back while it may begin a stop string,
+    cut at one (the generation then ends, finish reason stop)."""
+    if not stops.stop:
+        return delta
+    text = stops.push(delta.text)
+    if stops.is_stopped:
+        return replace(delta, text=text, finish_reason=FinishReason.STOP)
+    if delta.finish_reason is not None:
+        text += stops.flush()
+    return replace(delta, text=text)
+
+
+def _structured_outputs(structured: StructuredOutput) -> dict[str, Any]:
+    if structured.kind is StructuredKind.JSON_OBJECT:
+        return {"json_object": True}
+    return {"json": json.loads(structured.schema or "{}")}
+
+
+async def _sse_payloads(response: httpx.Response, model_name: str) -> AsyncIterator[dict[str, Any]]:
+    """The JSON payloads of an event stream, up to `[DONE]`; an error event raises."""
+    async for line in response.aiter_lines():
+        if not line.startswith("data: "):
+            continue
+        data = line.removeprefix("data: ")
+        if data == "[DONE]":
+            return
+        payload = json.loads(data)
+        if "error" in payload:
+            raise _error_from_body(payload, model_name, HTTPStatus.INTERNAL_SERVER_ERROR)
+        yield payload
+
+
+def _delta(choice: dict[str, Any]) -> GenerationDelta:
+    token_ids = list(choice.get("token_ids") or [])
+    reason = choice.get("finish_reason")
+    finish = None if reason is None else _FINISH_REASONS.get(reason, FinishReason.ABORT)
+    return GenerationDelta(
+        token_ids=token_ids,
+        text=choice.get("text") or "",
+        logprobs=_token_logprobs(token_ids, choice.get("logprobs")),
+        finish_reason=finish,
+    )
+
+
+def _token_logprobs(
+    token_ids: list[int], logprobs: dict[str, Any] | None
+) -> list[TokenLogprob] | None:
+    """Completions logprobs (keys "token_id:N") as the protocol's entries."""
+    if not logprobs or not logprobs.get("top_logprobs"):
+        return None
+    result = []
+    for token_id, chosen, top in zip(
+        token_ids, logprobs["token_logprobs"], logprobs["top_logprobs"], strict=True
+    ):
+        alternatives = {_token_id(key): value for key, value in (top or {}).items()}
+        alternatives.setdefault(token_id, chosen)
+        result.append(TokenLogprob(token_id=token_id, logprob=chosen, top=alternatives))
+    return result
+
+
+def _token_id(key: str) -> int:
+    return int(key.removeprefix(_TOKEN_KEY_PREFIX))
+
+
+def _cached_tokens(payload: dict[str, Any]) -> int | None:
+    details = (payload.get("usage") or {}).get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens")
+    return None if cached is None else int(cached)
+
+
+def _scores(payload: dict[str, Any], token_ids: Sequence[int], start: int) -> Scores:
+    """Scores from a prompt-logprobs pass: row i holds token i's log-probability and the
+    rank-1 token at position i; the greedy token after the last one is the pass's output."""
+    rows = payload["prompt_logprobs"]
+    logprobs = [float(rows[start + i][str(token)]["logprob"]) for i, token in enumerate(token_ids)]
+    greedy_next = [
+        int(min(rows[start + i].items(), key=lambda item: item[1]["rank"])[0])
+        for i in range(1, len(token_ids))
+    ]
+    greedy_next.append(int(payload["next_token"]))
+    return Scores(logprobs=logprobs, greedy_next=greedy_next)
+
+
+def _http_error(response: httpx.Response, model_name: str) -> EngineError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": {"message": response.text[:500]}}
+    return _error_from_body(body, model_name, HTTPStatus(response.status_code))
+
+
+def _error_from_body(body: dict[str, Any], model_name: str, status: HTTPStatus) -> EngineError:
+    error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else body
+    message = f"{model_name}: {error.get('message') or status.phrase}"
+    code = int(error.get("code") or status) if str(error.get("code", "")).isdigit() else status
+    if code == HTTPStatus.BAD_REQUEST:
+        return EngineRequestInvalid(message, param=error.get("param"))
+    if code in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.BAD_GATEWAY):
+        return EngineUnavailable(message)
+    return EngineError(f"{message} (HTTP {int(code)})")
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
