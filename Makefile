@@ -53,11 +53,17 @@ prepare: install
 serve: prepare
 	$(BIN)/wsd serve --config $(CONFIG)
 
-# The metrics tests run a real Prometheus (Debian package).
+# The metrics tests run a real Prometheus, the playground tests a real headless Chromium
+# (Debian packages; apt's index is refreshed once, when something is missing).
+TEST_PACKAGES := prometheus chromium chromium-driver
 test-deps:
-	@command -v prometheus >/dev/null || { \
-		echo "==> installing prometheus (Debian package) for the metrics tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@missing=""; \
+	for tool in prometheus chromium chromedriver; do command -v $$tool >/dev/null || missing=yes; done; \
+	if [ -n "$$missing" ]; then \
+		echo "==> installing $(TEST_PACKAGES) (Debian packages) for the metrics and playground tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $(TEST_PACKAGES) >/dev/null; \
+	fi
 
 test: prepare test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

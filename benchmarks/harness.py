@@ -89,6 +89,9 @@ def bench_server(
                 logger.info("%s", asdict(results[-1]))
         server.should_exit = True
         loop.run(asyncio.wait_for(server_task, timeout=30))
+        unsent = getattr(pair.base, "unsendable_passes", None)
+        if unsent is not None:  # a remote base: cached passes its server failed to send
+            logger.info("cached scoring passes the base's server failed to send: %d", unsent)
         if "wsd" in settings.modes:
             floor = loop.run(switch_floor(pair.base))
             logger.info("engine floor of the switch latency: %s", asdict(floor))

@@ -20,7 +20,7 @@ from server.errors import OpenAIError, install_error_handlers
 from server.gate import ServerState, middleware_stack, tag_log_records_with_request_ids
 from server.metrics import WSDMetrics
 from server.registry import ModelRegistry
-from server.routes import completions, health, models, tokenize
+from server.routes import completions, health, models, playground, tokenize
 from server.routes import metrics as metrics_route
 from wsd_engine.config import AppConfig, Role
 from wsd_engine.engines.pair import EnginePair
@@ -107,6 +107,8 @@ def create_app(
     app.include_router(tokenize.router)
     app.include_router(health.router)
     app.include_router(metrics_route.router)
+    if config.server.playground:
+        playground.install(app)
     return app
 
 

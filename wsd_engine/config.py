@@ -206,6 +206,9 @@ class ServerConfig(_Strict):
         default=True, description="Serve /metrics without a key when api_keys are set."
     )
     docs: bool = Field(default=True, description="Serve /docs, /redoc and /openapi.json.")
+    playground: bool = Field(
+        default=True, description="Serve the playground page at / and /playground."
+    )
     max_body_bytes: int = Field(
         default=4 << 20, ge=1024, description="Largest request body; larger ones get 413."
     )

@@ -7,8 +7,8 @@ Which endpoint does what (docs/remote.md has the measurements):
 - score: `POST /inference/v1/generate` (vLLM's token-in/token-out endpoint, `--enable-scale-out`)
   takes full SamplingParams, so a scoring pass can read the prefix cache
   (`skip_reading_prefix_cache: false`) and skip detokenizing; `/v1/completions` with
-  `prompt_logprobs` always recomputes the whole prompt (about 11 x slower on this CPU for a
-  400-token prompt). When the endpoint is not enabled, scoring falls back to it.
+  `prompt_logprobs` always recomputes the whole prompt (9 x slower on this CPU for a
+  400-token prompt: docs/remote.md). When the endpoint is not enabled, scoring falls back to it.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 _FINISH_REASONS = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
 _HEALTH_TIMEOUT_S = 2.0
 _TOKEN_KEY_PREFIX = "token_id:"
+# Cached scoring passes tried before one without the cache (see `_cached_pass`).
+_CACHED_ATTEMPTS = 3
 
 
 class RemoteVLLMEngine:
@@ -70,6 +72,7 @@ class RemoteVLLMEngine:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         )
         self._in_flight = 0
+        self.unsendable_passes = 0  # cached scoring passes the server failed to send
         self._scoring_endpoint = facts.scoring_endpoint
         self._warned_no_cached_count = False
 
@@ -167,19 +170,39 @@ class RemoteVLLMEngine:
             return Scores(logprobs=[], greedy_next=[])
         all_ids = [*prefix_token_ids, *token_ids]
         start = len(prefix_token_ids)
-        if self._scoring_endpoint == "generate":
-            read_cache = self._facts.cache_block_size is not None
-            payload = await self._score_generate(all_ids, request_id, read_cache, cache_salt)
-            cached = _cached_tokens(payload)
-            if read_cache and (cached is None or cached >= start):
+        if self._scoring_endpoint == "completions":
+            return _scores(await self._score_completions(all_ids, request_id), token_ids, start)
+        if self._facts.cache_block_size is not None:
+            for attempt in range(_CACHED_ATTEMPTS):
+                payload = await self._cached_pass(all_ids, f"{request_id}-{attempt}", cache_salt)
+                if payload is None:
+                    continue
+                cached = _cached_tokens(payload)
+                if cached is not None and cached < start:
+                    return _scores(payload, token_ids, start)
                 if cached is None:
                     self._warn_no_cached_count()
-                payload = await self._score_generate(
-                    all_ids, f"{request_id}-uncached", False, cache_salt
-                )
-            return _scores(payload, token_ids, start)
-        payload = await self._score_completions(all_ids, request_id)
+                break
+        payload = await self._score_generate(all_ids, f"{request_id}-uncached", False, cache_salt)
         return _scores(payload, token_ids, start)
+
+    async def _cached_pass(
+        self, token_ids: list[int], request_id: str, cache_salt: str | None
+    ) -> dict[str, Any] | None:
+        """A pass that reads the prefix cache, or None when the server could not send it.
+
+        The rows of cached positions are uninitialised memory; vLLM clamps -inf but not NaN,
+        and a NaN makes its JSON encoder fail (HTTP 500). The rows differ from pass to pass,
+        so the pass is tried again before scoring without the cache.
+        """
+        try:
+            return await self._score_generate(token_ids, request_id, True, cache_salt)
+        except EngineUnavailable:
+            raise
+        except EngineError as exc:
+            self.unsendable_passes += 1
+            logger.info("%s: cached scoring pass failed on the server (%s); again", request_id, exc)
+            return None
 
     def check_structured_output(self, structured: StructuredOutput) -> None:
         """The server checks the constraint when the request arrives (a refusal is a 400)."""
