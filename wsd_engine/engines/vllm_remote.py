@@ -43,7 +43,9 @@ from wsd_engine.stop_strings import StopStringFilter
 logger = logging.getLogger(__name__)
 
 _FINISH_REASONS = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
-_HEALTH_TIMEOUT_S = 2.0
+# A busy server answers /health late (its event loop also encodes the scoring passes'
+# responses): only a refused connection, an error status or this long a wait mean it is down.
+_HEALTH_TIMEOUT_S = 10.0
 _TOKEN_KEY_PREFIX = "token_id:"
 # Cached scoring passes tried before one without the cache (see `_cached_pass`).
 _CACHED_ATTEMPTS = 3
@@ -69,7 +71,11 @@ class RemoteVLLMEngine:
             ),
             # retries of connection attempts only: a request the server got is never resent
             transport=httpx.AsyncHTTPTransport(retries=model.connect_retries),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            # idle connections are dropped well before the server's keep-alive timeout (uvicorn:
+            # 5 s), so no request goes out on a connection the server is closing
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=64, keepalive_expiry=2.0
+            ),
         )
         self._in_flight = 0
         self.unsendable_passes = 0  # cached scoring passes the server failed to send
@@ -246,8 +252,7 @@ class RemoteVLLMEngine:
         """One exchange with the server, errors mapped onto the engine protocol's."""
         self._in_flight += 1
         try:
-            request = self._client.build_request(method, path, json=body)
-            response = await self._client.send(request, stream=stream)
+            response = await self._send(method, path, body, stream)
             try:
                 if response.status_code != HTTPStatus.OK:
                     await response.aread()
@@ -261,6 +266,19 @@ class RemoteVLLMEngine:
             ) from exc
         finally:
             self._in_flight -= 1
+
+    async def _send(
+        self, method: str, path: str, body: dict[str, Any], stream: bool
+    ) -> httpx.Response:
+        """Send once more when the connection broke before any answer came: typically a
+        kept-alive connection the server was closing (a request the server did receive was
+        aborted when its connection broke)."""
+        request = self._client.build_request(method, path, json=body)
+        try:
+            return await self._client.send(request, stream=stream)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            logger.info("%s %s: connection closed before an answer (%s); again", method, path, exc)
+            return await self._client.send(request, stream=stream)
 
     async def _score_generate(
         self, token_ids: list[int], request_id: str, read_cache: bool, cache_salt: str | None
