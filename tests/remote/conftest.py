@@ -19,6 +19,9 @@ from wsd_engine.config import AppConfig, ModelConfig
 from wsd_engine.engines.vllm_server import as_remote, vllm_server_command
 
 SERVER_START_TIMEOUT_S = 600
+# The servers run next to the session's in-process engines: small KV caches keep the four
+# engines within this machine's memory (2 GiB each made the kernel kill one).
+SERVER_KV_CACHE_GIB = 0.5
 
 
 @dataclass
@@ -36,7 +39,8 @@ class VLLMServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        command = vllm_server_command(self.model, self.model_path, port=self.port)
+        model = self.model.model_copy(update={"kv_cache_space_gib": SERVER_KV_CACHE_GIB})
+        command = vllm_server_command(model, self.model_path, port=self.port)
         self.process = command.start(self.log_path)
 
     def wait_ready(self) -> None:
@@ -69,11 +73,12 @@ class VLLMServers:
     base: VLLMServer
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm_servers(
     embedded_config: AppConfig, model_paths: dict[str, Path], tmp_path_factory: Any
 ) -> Iterator[VLLMServers]:
-    """The embedded pilot and base, each as a vLLM OpenAI server on a free loopback port."""
+    """The embedded pilot and base, each as a vLLM OpenAI server on a free loopback port,
+    for this module's tests (stopped after them, so that later tests have the memory)."""
     logs = tmp_path_factory.mktemp("vllm-servers")
     servers = VLLMServers(
         *(
@@ -92,7 +97,7 @@ def vllm_servers(
             server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def remote_config(embedded_config: AppConfig, vllm_servers: VLLMServers) -> AppConfig:
     """The embedded config with both engines reached over HTTP."""
     return embedded_config.model_copy(
@@ -113,6 +118,6 @@ def start_remote_wsd(
     yield from serve(app, loop, engines=None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def remote_wsd(remote_config, model_paths, server_loop) -> Iterator[LiveServer]:
     yield from start_remote_wsd(remote_config, model_paths, server_loop)
