@@ -57,6 +57,14 @@ class VLLMServer:
             self.process.kill()
             self.process.wait()
 
+    def tokens_processed(self) -> float:
+        """vLLM's counters of prompt and generated tokens, summed."""
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        names = ("vllm:prompt_tokens_total{", "vllm:generation_tokens_total{")
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(names)
+        )
+
     def running_requests(self) -> float:
         """vLLM's own gauge of the requests it is running."""
         text = httpx.get(f"{self.url}/metrics", timeout=10).text

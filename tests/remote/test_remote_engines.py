@@ -5,6 +5,7 @@ by itself."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -74,27 +75,34 @@ def test_two_replicas_on_the_same_engines_answer_alike(
         next(second, None)  # runs the server's shutdown
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug, issue #14 open: after a client disconnect the remote pilot's vLLM server "
+    "keeps generating the draft (its token counter still moves 2 s later)",
+)
 def test_a_disconnect_aborts_the_work_on_both_servers(remote_wsd, vllm_servers):
     body = {
         "model": "wsd", "messages": PROMPTS[3][1], "max_tokens": 400, "stream": True,
-        "wsd": {"threshold": 1.0, "draft_max_tokens": 400},  # a long draft, scored as it grows
+        # a long draft (no end of sequence), scored as it grows: both servers stay busy
+        "ignore_eos": True, "wsd": {"threshold": 1.0, "draft_max_tokens": 400},
     }  # fmt: skip
     url = f"{remote_wsd.base_url}/v1/chat/completions"
     with httpx.stream("POST", url, json=body, timeout=60) as response:
-        lines = response.iter_lines()
-        for line in lines:
-            if '"content":"' in line and '"content":""' not in line:
+        for line in response.iter_lines():
+            chunk = json.loads(line.removeprefix("data: ")) if line.startswith("data: {") else {}
+            if any(c["delta"].get("content") for c in chunk.get("choices", [])):
                 break  # the draft is streaming: the pilot drafts, the base scores
-        busy = vllm_servers.pilot.running_requests()
-    closed = time.monotonic()
-    assert busy >= 1
-    deadline = closed + 2.0
-    while time.monotonic() < deadline:
-        idle = [s.running_requests() for s in (vllm_servers.pilot, vllm_servers.base)]
-        if idle == [0, 0]:
-            break
-        time.sleep(0.05)
-    assert idle == [0, 0], f"still running 2 s after the disconnect: {idle}"
+        deadline = time.monotonic() + 10  # the gauge moves when an engine step ends
+        while vllm_servers.pilot.running_requests() < 1:
+            assert time.monotonic() < deadline, "the pilot's server never ran the draft"
+            time.sleep(0.05)
+    # vLLM's running gauge is refreshed by engine steps, so it stays stale once an aborted
+    # engine is idle; its token counters stop moving once the work stopped
+    time.sleep(1.0)
+    after_1s = [s.tokens_processed() for s in (vllm_servers.pilot, vllm_servers.base)]
+    time.sleep(1.0)
+    after_2s = [s.tokens_processed() for s in (vllm_servers.pilot, vllm_servers.base)]
+    assert after_2s == after_1s, f"still working 2 s after the disconnect: {after_1s} {after_2s}"
 
 
 def test_a_stopped_base_server_is_a_503_until_it_is_back(remote_wsd, vllm_servers, ids):
