@@ -13,11 +13,9 @@ Which endpoint does what (docs/remote.md has the measurements):
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -29,24 +27,29 @@ from wsd_engine.engines.protocol import (
     EngineError,
     EngineRequestInvalid,
     EngineUnavailable,
-    FinishReason,
     GenerationDelta,
     SamplingSettings,
     Scores,
-    StructuredKind,
     StructuredOutput,
-    TokenLogprob,
 )
 from wsd_engine.engines.remote_discovery import ServerFacts, discover, load_tokenizer
+from wsd_engine.engines.remote_wire import (
+    cached_tokens,
+    completion_fields,
+    delta_from_chunk,
+    http_error,
+    reason,
+    scores_from_rows,
+    sse_payloads,
+    stopped_at_strings,
+)
 from wsd_engine.stop_strings import StopStringFilter
 
 logger = logging.getLogger(__name__)
 
-_FINISH_REASONS = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
 # A busy server answers /health late (its event loop also encodes the scoring passes'
 # responses): only a refused connection, an error status or this long a wait mean it is down.
 _HEALTH_TIMEOUT_S = 10.0
-_TOKEN_KEY_PREFIX = "token_id:"
 # Cached scoring passes tried before one without the cache (see `_cached_pass`).
 _CACHED_ATTEMPTS = 3
 
@@ -135,7 +138,7 @@ class RemoteVLLMEngine:
         """Stream deltas; closing the iterator closes the HTTP stream, which makes the server
         abort the request."""
         body = {
-            **_completion_fields(sampling),
+            **completion_fields(sampling),
             "model": self.model_name,
             "prompt": list(prompt_token_ids),
             "stream": True,
@@ -150,9 +153,9 @@ class RemoteVLLMEngine:
         # template may need more; returning at one closes the stream (the server aborts)
         stops = StopStringFilter(sampling.stop)
         async with self._request("POST", "/v1/completions", body, stream=True) as response:
-            async for payload in _sse_payloads(response, self.model_name):
+            async for payload in sse_payloads(response, self.model_name):
                 for choice in payload.get("choices", []):
-                    delta = _stopped_at_strings(_delta(choice), stops)
+                    delta = stopped_at_strings(delta_from_chunk(choice), stops)
                     yield delta
                     if delta.finish_reason is not None:
                         return
@@ -177,20 +180,22 @@ class RemoteVLLMEngine:
         all_ids = [*prefix_token_ids, *token_ids]
         start = len(prefix_token_ids)
         if self._scoring_endpoint == "completions":
-            return _scores(await self._score_completions(all_ids, request_id), token_ids, start)
+            return scores_from_rows(
+                await self._score_completions(all_ids, request_id), token_ids, start
+            )
         if self._facts.cache_block_size is not None:
             for attempt in range(_CACHED_ATTEMPTS):
                 payload = await self._cached_pass(all_ids, f"{request_id}-{attempt}", cache_salt)
                 if payload is None:
                     continue
-                cached = _cached_tokens(payload)
+                cached = cached_tokens(payload)
                 if cached is not None and cached < start:
-                    return _scores(payload, token_ids, start)
+                    return scores_from_rows(payload, token_ids, start)
                 if cached is None:
                     self._warn_no_cached_count()
                 break
         payload = await self._score_generate(all_ids, f"{request_id}-uncached", False, cache_salt)
-        return _scores(payload, token_ids, start)
+        return scores_from_rows(payload, token_ids, start)
 
     async def _cached_pass(
         self, token_ids: list[int], request_id: str, cache_salt: str | None
@@ -219,7 +224,7 @@ class RemoteVLLMEngine:
             response = await self._client.get("/health", timeout=_HEALTH_TIMEOUT_S)
         except httpx.HTTPError as exc:
             raise EngineUnavailable(
-                f"{self.model_name}: vLLM server at {self._url} unreachable ({_reason(exc)})"
+                f"{self.model_name}: vLLM server at {self._url} unreachable ({reason(exc)})"
             ) from exc
         if response.status_code != HTTPStatus.OK:
             raise EngineUnavailable(
@@ -256,13 +261,13 @@ class RemoteVLLMEngine:
             try:
                 if response.status_code != HTTPStatus.OK:
                     await response.aread()
-                    raise _http_error(response, self.model_name)
+                    raise http_error(response, self.model_name)
                 yield response
             finally:
                 await response.aclose()
         except (httpx.TransportError, httpx.StreamError) as exc:
             raise EngineUnavailable(
-                f"{self.model_name}: vLLM server at {self._url} unreachable ({_reason(exc)})"
+                f"{self.model_name}: vLLM server at {self._url} unreachable ({reason(exc)})"
             ) from exc
         finally:
             self._in_flight -= 1
@@ -330,140 +335,3 @@ class RemoteVLLMEngine:
                 "the whole prompt (start it with --enable-prompt-tokens-details)",
                 self.model_name,
             )
-
-
-# -- wire formats ----------------------------------------------------------------------
-
-
-def _completion_fields(settings: SamplingSettings) -> dict[str, Any]:
-    """A completions request's sampling fields (every one sent: the server's defaults, e.g.
-    from the model's generation config, must not apply), stop strings aside."""
-    fields: dict[str, Any] = {
-        "max_tokens": settings.max_tokens,
-        "temperature": settings.temperature,
-        "top_p": settings.top_p,
-        "top_k": settings.top_k if settings.top_k > 0 else -1,
-        "min_p": settings.min_p,
-        "presence_penalty": settings.presence_penalty,
-        "frequency_penalty": settings.frequency_penalty,
-        "repetition_penalty": settings.repetition_penalty,
-        "ignore_eos": settings.ignore_eos,
-        "min_tokens": settings.min_tokens,
-        "stop_token_ids": list(settings.stop_token_ids),
-    }
-    if settings.seed is not None:
-        fields["seed"] = settings.seed
-    if settings.num_logprobs is not None:
-        fields["logprobs"] = settings.num_logprobs
-    if settings.logit_bias:
-        fields["logit_bias"] = {str(token): bias for token, bias in settings.logit_bias}
-    if settings.structured is not None:
-        fields["structured_outputs"] = _structured_outputs(settings.structured)
-    return fields
-
-
-def _stopped_at_strings(delta: GenerationDelta, stops: StopStringFilter) -> GenerationDelta:
-    """The delta with the text that may be sent: held back while it may begin a stop string,
-    cut at one (the generation then ends, finish reason stop)."""
-    if not stops.stop:
-        return delta
-    text = stops.push(delta.text)
-    if stops.is_stopped:
-        return replace(delta, text=text, finish_reason=FinishReason.STOP)
-    if delta.finish_reason is not None:
-        text += stops.flush()
-    return replace(delta, text=text)
-
-
-def _structured_outputs(structured: StructuredOutput) -> dict[str, Any]:
-    if structured.kind is StructuredKind.JSON_OBJECT:
-        return {"json_object": True}
-    return {"json": json.loads(structured.schema or "{}")}
-
-
-async def _sse_payloads(response: httpx.Response, model_name: str) -> AsyncIterator[dict[str, Any]]:
-    """The JSON payloads of an event stream, up to `[DONE]`; an error event raises."""
-    async for line in response.aiter_lines():
-        if not line.startswith("data: "):
-            continue
-        data = line.removeprefix("data: ")
-        if data == "[DONE]":
-            return
-        payload = json.loads(data)
-        if "error" in payload:
-            raise _error_from_body(payload, model_name, HTTPStatus.INTERNAL_SERVER_ERROR)
-        yield payload
-
-
-def _delta(choice: dict[str, Any]) -> GenerationDelta:
-    token_ids = list(choice.get("token_ids") or [])
-    reason = choice.get("finish_reason")
-    finish = None if reason is None else _FINISH_REASONS.get(reason, FinishReason.ABORT)
-    return GenerationDelta(
-        token_ids=token_ids,
-        text=choice.get("text") or "",
-        logprobs=_token_logprobs(token_ids, choice.get("logprobs")),
-        finish_reason=finish,
-    )
-
-
-def _token_logprobs(
-    token_ids: list[int], logprobs: dict[str, Any] | None
-) -> list[TokenLogprob] | None:
-    """Completions logprobs (keys "token_id:N") as the protocol's entries."""
-    if not logprobs or not logprobs.get("top_logprobs"):
-        return None
-    result = []
-    for token_id, chosen, top in zip(
-        token_ids, logprobs["token_logprobs"], logprobs["top_logprobs"], strict=True
-    ):
-        alternatives = {_token_id(key): value for key, value in (top or {}).items()}
-        alternatives.setdefault(token_id, chosen)
-        result.append(TokenLogprob(token_id=token_id, logprob=chosen, top=alternatives))
-    return result
-
-
-def _token_id(key: str) -> int:
-    return int(key.removeprefix(_TOKEN_KEY_PREFIX))
-
-
-def _cached_tokens(payload: dict[str, Any]) -> int | None:
-    details = (payload.get("usage") or {}).get("prompt_tokens_details") or {}
-    cached = details.get("cached_tokens")
-    return None if cached is None else int(cached)
-
-
-def _scores(payload: dict[str, Any], token_ids: Sequence[int], start: int) -> Scores:
-    """Scores from a prompt-logprobs pass: row i holds token i's log-probability and the
-    rank-1 token at position i; the greedy token after the last one is the pass's output."""
-    rows = payload["prompt_logprobs"]
-    logprobs = [float(rows[start + i][str(token)]["logprob"]) for i, token in enumerate(token_ids)]
-    greedy_next = [
-        int(min(rows[start + i].items(), key=lambda item: item[1]["rank"])[0])
-        for i in range(1, len(token_ids))
-    ]
-    greedy_next.append(int(payload["next_token"]))
-    return Scores(logprobs=logprobs, greedy_next=greedy_next)
-
-
-def _http_error(response: httpx.Response, model_name: str) -> EngineError:
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"error": {"message": response.text[:500]}}
-    return _error_from_body(body, model_name, HTTPStatus(response.status_code))
-
-
-def _error_from_body(body: dict[str, Any], model_name: str, status: HTTPStatus) -> EngineError:
-    error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else body
-    message = f"{model_name}: {error.get('message') or status.phrase}"
-    code = int(error.get("code") or status) if str(error.get("code", "")).isdigit() else status
-    if code == HTTPStatus.BAD_REQUEST:
-        return EngineRequestInvalid(message, param=error.get("param"))
-    if code in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.BAD_GATEWAY):
-        return EngineUnavailable(message)
-    return EngineError(f"{message} (HTTP {int(code)})")
-
-
-def _reason(exc: Exception) -> str:
-    return str(exc) or type(exc).__name__

@@ -15,11 +15,12 @@ from wsd_engine.engines.protocol import (
     StructuredKind,
     StructuredOutput,
 )
-from wsd_engine.engines.vllm_remote import (
-    _completion_fields,
-    _delta,
+from wsd_engine.engines.remote_wire import (
     _error_from_body,
-    _scores,
+    completion_fields,
+    delta_from_chunk,
+    scores_from_rows,
+    stopped_at_strings,
 )
 from wsd_engine.engines.vllm_server import as_remote, vllm_server_command
 
@@ -31,7 +32,7 @@ def test_every_sampling_field_is_sent():
         top_k=0, min_p=0.05, logit_bias=((7, 2.0),), stop_token_ids=(3,), min_tokens=2,
         structured=StructuredOutput(StructuredKind.JSON_SCHEMA, json.dumps({"type": "object"})),
     )  # fmt: skip
-    fields = _completion_fields(settings)
+    fields = completion_fields(settings)
     assert fields == {
         "max_tokens": 9, "temperature": 0.7, "top_p": 0.9, "top_k": -1, "min_p": 0.05,
         "presence_penalty": 0.5, "frequency_penalty": -0.5, "repetition_penalty": 1.1,
@@ -39,7 +40,7 @@ def test_every_sampling_field_is_sent():
         "logprobs": 2, "logit_bias": {"7": 2.0},
         "structured_outputs": {"json": {"type": "object"}},
     }  # fmt: skip
-    assert "seed" not in _completion_fields(SamplingSettings(max_tokens=1))
+    assert "seed" not in completion_fields(SamplingSettings(max_tokens=1))
 
 
 def test_a_completion_chunk_becomes_a_delta_with_token_id_logprobs():
@@ -50,20 +51,20 @@ def test_a_completion_chunk_becomes_a_delta_with_token_id_logprobs():
             "top_logprobs": [{"token_id:12": -0.1, "token_id:9": -3.0}, {"token_id:4": -0.5}],
         },
     }  # fmt: skip
-    delta = _delta(chunk)
+    delta = delta_from_chunk(chunk)
     assert (delta.token_ids, delta.text, delta.finish_reason) == ([12, 13], " Paris",
                                                                   FinishReason.LENGTH)  # fmt: skip
     assert [entry.token_id for entry in delta.logprobs] == [12, 13]
     assert delta.logprobs[0].top == {12: -0.1, 9: -3.0}
     assert delta.logprobs[1].top == {4: -0.5, 13: -2.0}  # the chosen token is always there
-    assert _delta({"text": "", "finish_reason": None}).logprobs is None
+    assert delta_from_chunk({"text": "", "finish_reason": None}).logprobs is None
 
 
 def test_scores_read_the_rows_after_the_prefix():
     rows = [None, {"5": {"logprob": -1.0, "rank": 1}},
             {"6": {"logprob": -0.5, "rank": 2}, "8": {"logprob": -0.2, "rank": 1}},
             {"7": {"logprob": -0.1, "rank": 1}}]  # fmt: skip
-    scores = _scores({"prompt_logprobs": rows, "next_token": 42}, [6, 7], start=2)
+    scores = scores_from_rows({"prompt_logprobs": rows, "next_token": 42}, [6, 7], start=2)
     assert scores.logprobs == [-0.5, -0.1]
     assert scores.greedy_next == [7, 42]
 
@@ -107,14 +108,13 @@ def test_remote_model_configs_are_checked(fields, problem):
 
 def test_stop_strings_are_applied_to_the_streamed_text():
     from wsd_engine.engines.protocol import GenerationDelta
-    from wsd_engine.engines.vllm_remote import _stopped_at_strings
     from wsd_engine.stop_strings import StopStringFilter
 
     stops = StopStringFilter(("\n[User]", "###"))
     pieces = ["Paris is", " nice.\n", "[Us", "er] more"]
-    out = [_stopped_at_strings(GenerationDelta([i], p), stops) for i, p in enumerate(pieces)]
+    out = [stopped_at_strings(GenerationDelta([i], p), stops) for i, p in enumerate(pieces)]
     assert [d.text for d in out] == ["Paris is", " nice.", "", ""]
     assert out[-1].finish_reason is FinishReason.STOP and out[-2].finish_reason is None
     free = StopStringFilter(("###",))
-    last = _stopped_at_strings(GenerationDelta([1], "a #", finish_reason=FinishReason.LENGTH), free)
+    last = stopped_at_strings(GenerationDelta([1], "a #", finish_reason=FinishReason.LENGTH), free)
     assert last.text == "a #"  # held-back text is released at the end
