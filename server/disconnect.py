@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
+
+from wsd_engine.cancellation import cancel_and_wait
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the response
 
@@ -33,9 +34,7 @@ def cancel_on_disconnect(handler: Handler) -> Handler:
             done, _ = await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if work in done:
                 return work.result()
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
+            await cancel_and_wait([work])
             return Response(status_code=CLIENT_CLOSED_REQUEST)
         finally:
             watcher.cancel()

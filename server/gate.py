@@ -7,7 +7,6 @@ order `middleware_stack` lists them, outermost first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import uuid
@@ -25,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.errors import OpenAIError, error_response
 from server.metrics import WSDMetrics
 from server.sse import SSE_DONE, sse_error
+from wsd_engine.cancellation import cancel_and_wait
 from wsd_engine.config import ServerConfig
 
 logger = logging.getLogger("wsd.server")
@@ -354,8 +354,7 @@ class Admission:
         if work in done:
             work.result()
             return
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
+        await cancel_and_wait([work])  # cancelled above; its clean-up runs to the end
         if aborted in done and self.state.failure is not None:
             error = self.state.failure
         else:

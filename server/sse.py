@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -11,6 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from server.errors import OpenAIError
+from wsd_engine.cancellation import cancel_and_wait
 from wsd_engine.request import WSD_OPT_IN_FIELDS
 
 T = TypeVar("T")
@@ -76,8 +76,4 @@ async def merge(streams: list[AsyncIterator[T]]) -> AsyncIterator[T]:
             else:
                 yield item
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(tasks)

@@ -13,7 +13,6 @@ A request runs in four phases (docs/method.md):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from dataclasses import dataclass, replace
 
 from wsd_engine.answer import AnswerStream
 from wsd_engine.answer_logprobs import answer_logprobs, scored_tokens
+from wsd_engine.cancellation import cancel_and_wait, cancel_once
 from wsd_engine.checking import DraftChecker, EngineFailed, PromptCached, Scored
 from wsd_engine.config import PromptTemplate, Role
 from wsd_engine.engines.protocol import (
@@ -397,8 +397,8 @@ class _WSDRun:
             self.events.put_nowait(EngineFailed(exc))
 
     def _stop_pilot(self) -> None:
-        if self.pilot_task is not None and not self.pilot_task.done():
-            self.pilot_task.cancel()
+        if self.pilot_task is not None:
+            cancel_once(self.pilot_task)
 
     def _background_tasks(self) -> list[asyncio.Task[None]]:
         pilot = [self.pilot_task] if self.pilot_task is not None else []
@@ -407,12 +407,8 @@ class _WSDRun:
     def _stop_background(self) -> None:
         """Abort drafting and scoring now (the engines drop the requests on cancellation)."""
         for task in self._background_tasks():
-            if not task.done():
-                task.cancel()
+            cancel_once(task)
 
     async def cancel_background(self) -> None:
         """Cancel drafting and scoring and wait until the engines have dropped them."""
-        self._stop_background()
-        for task in self._background_tasks():
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._background_tasks())

@@ -12,6 +12,7 @@ import asyncio
 import json
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import jsonschema
@@ -33,6 +34,7 @@ from wsd_engine.engines.protocol import (
 VLLM_INT_RANGE = range(-(2**63), 2**64)
 VLLM_MAX_LOGPROBS = 20
 VLLM_MAX_SCHEMA_NESTING = 64  # objects and arrays in a structured-output schema
+_ABORT_AWAITS = 3  # event-loop turns an abort takes
 
 
 def vllm_refusal(
@@ -128,8 +130,7 @@ class ScriptedEngine:
         ids = self._script_after(prompt_token_ids)[: sampling.max_tokens]
         # like vLLM, hold back the last characters that may still become a stop string
         held_back = max((len(s) for s in sampling.stop), default=1) - 1
-        self.running.add(request_id)
-        try:
+        async with self._running(request_id):
             sent = 0
             for n, token_id in enumerate(ids, start=1):
                 await asyncio.sleep(self.delay_s)
@@ -152,8 +153,6 @@ class ScriptedEngine:
                 sent = end
             if not ids:
                 yield GenerationDelta([], "", None, FinishReason.STOP)
-        finally:
-            self.running.discard(request_id)
 
     async def score(
         self,
@@ -165,8 +164,7 @@ class ScriptedEngine:
     ) -> Scores:
         self._check_alive()
         self.cache_salts[request_id] = cache_salt
-        self.running.add(request_id)
-        try:
+        async with self._running(request_id):
             await asyncio.sleep(self.delay_s)
             start = self._draft_position(prefix_token_ids, request_id)
             self.score_calls.append((start, start + len(token_ids)))
@@ -175,8 +173,21 @@ class ScriptedEngine:
                 logprobs=[_log(self.probability(start + i)) for i in range(len(token_ids))],
                 greedy_next=first * len(token_ids),
             )
-        finally:
+
+    @asynccontextmanager
+    async def _running(self, request_id: str) -> AsyncIterator[None]:
+        """A request in the engine. One that ends early (cancelled, closed, failed) is aborted
+        over a few awaits, as vLLM's abort and closing an HTTP stream are: a second
+        cancellation landing in them leaves the request running, as it would on vLLM."""
+        self.running.add(request_id)
+        try:
+            yield
+        except BaseException:
+            for _ in range(_ABORT_AWAITS):
+                await asyncio.sleep(0)
             self.running.discard(request_id)
+            raise
+        self.running.discard(request_id)
 
     def check_structured_output(self, structured: StructuredOutput) -> None:
         refusal = structured_refusal(structured)

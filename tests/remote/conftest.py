@@ -65,15 +65,6 @@ class VLLMServer:
             float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(names)
         )
 
-    def running_requests(self) -> float:
-        """vLLM's own gauge of the requests it is running."""
-        text = httpx.get(f"{self.url}/metrics", timeout=10).text
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("vllm:num_requests_running{")
-        )
-
 
 @dataclass
 class VLLMServers:
