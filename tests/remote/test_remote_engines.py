@@ -101,8 +101,9 @@ def test_a_disconnect_aborts_the_work_on_both_servers(remote_wsd, vllm_servers, 
                 break  # the answer streams, and the server of this phase is generating
         else:
             pytest.fail(f"the answer ended before the {role}'s server was seen working")
-    # vLLM's running-requests gauge is refreshed by engine steps, so it stays stale once an
-    # aborted engine is idle; its token counters stop moving once the work has stopped
+    # vLLM's running-requests gauge lags here (it read 0 with a stream 1 s into its tokens, and
+    # it keeps its last value once an engine is idle); its token counters move with every
+    # token, and stop once the work has stopped
     time.sleep(1.0)
     after_1s = [s.tokens_processed() for s in (vllm_servers.pilot, vllm_servers.base)]
     time.sleep(1.0)
