@@ -57,13 +57,20 @@ class VLLMServer:
             self.process.kill()
             self.process.wait()
 
+    def _metric_sum(self, *names: str) -> float:
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        prefixes = tuple(f"{name}{{" for name in names)
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefixes)
+        )
+
+    def requests_in_engine(self) -> float:
+        """vLLM's own gauges of the requests its engine is running or has waiting."""
+        return self._metric_sum("vllm:num_requests_running", "vllm:num_requests_waiting")
+
     def tokens_processed(self) -> float:
         """vLLM's counters of prompt and generated tokens, summed."""
-        text = httpx.get(f"{self.url}/metrics", timeout=10).text
-        names = ("vllm:prompt_tokens_total{", "vllm:generation_tokens_total{")
-        return sum(
-            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(names)
-        )
+        return self._metric_sum("vllm:prompt_tokens_total", "vllm:generation_tokens_total")
 
 
 @dataclass
