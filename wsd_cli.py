@@ -30,6 +30,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     for model in (config.pilot, config.base):
         if model.embedded is not None:
             print(f"{model.served_model_name}: {describe(model.embedded)}")
+        elif model.url is not None:
+            where = paths[model.served_model_name]
+            print(f"{model.served_model_name}: served at {model.url}, tokenizer in {where}")
         else:
             print(f"{model.served_model_name}: {paths[model.served_model_name]} (local path)")
     print(f"prepared in {time.monotonic() - started:.1f} s (cache: {cache_dir()})")

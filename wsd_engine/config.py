@@ -121,7 +121,9 @@ class ModelConfig(_Strict):
     tokenizer: str | None = Field(
         default=None,
         description="With `url`: the model's tokenizer, the same files the server loads: an "
-        "embedded model name, a local directory or a Hugging Face id.",
+        "embedded model name, a local directory, a Hugging Face id, or the http(s) URL of "
+        "a folder holding the tokenizer files (fetched once into the cache by `wsd prepare` "
+        "or `wsd serve`).",
     )
     api_key: str | None = Field(
         default=None, description="With `url`: the server's API key (its --api-key)."

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from wsd_engine.config import AppConfig, EmbeddedModel, ModelConfig, cache_dir
 from wsd_engine.weights.embedded import EMBEDDED_MODELS, EmbeddedModelSpec, PrepareError
+from wsd_engine.weights.tokenizer_url import fetch_tokenizer, fetched_path, is_fetched, is_url
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +49,15 @@ def is_prepared(spec: EmbeddedModelSpec, root: Path | None = None) -> bool:
 
 def resolve_model_path(model: ModelConfig, root: Path | None = None) -> Path:
     """Directory vLLM should load for a model config (for a remote model: where its tokenizer
-    is, or its Hugging Face id); embedded models must be prepared."""
+    is, or its Hugging Face id); embedded models must be prepared, tokenizer URLs fetched."""
     embedded = model.embedded
     if model.tokenizer is not None:
+        if is_url(model.tokenizer):
+            if not is_fetched(model.tokenizer, root):
+                raise PrepareError(
+                    f"the tokenizer at {model.tokenizer} is not fetched; run: wsd prepare"
+                )
+            return fetched_path(model.tokenizer, root)
         if model.tokenizer not in {name.value for name in EmbeddedModel}:
             return Path(model.tokenizer).expanduser()
         embedded = EmbeddedModel(model.tokenizer)
@@ -67,7 +74,8 @@ def resolve_model_path(model: ModelConfig, root: Path | None = None) -> Path:
 
 
 def prepare_config(config: AppConfig, root: Path | None = None) -> dict[str, Path]:
-    """Prepare every embedded model a config uses; returns served id -> directory."""
+    """Prepare every embedded model a config uses, and fetch the tokenizers given by URL;
+    returns served id -> directory."""
     paths: dict[str, Path] = {}
     embedded_names = {name.value for name in EmbeddedModel}
     for model in (config.pilot, config.base):
@@ -75,6 +83,8 @@ def prepare_config(config: AppConfig, root: Path | None = None) -> dict[str, Pat
             prepare_model(EMBEDDED_MODELS[model.embedded], root)
         elif model.tokenizer in embedded_names:  # a remote model with an embedded tokenizer
             prepare_model(EMBEDDED_MODELS[EmbeddedModel(model.tokenizer)], root)
+        elif model.tokenizer is not None and is_url(model.tokenizer):
+            fetch_tokenizer(model.tokenizer, root)
         paths[model.served_model_name] = resolve_model_path(model, root)
     return paths
 
