@@ -14,7 +14,10 @@ import pytest
 pytestmark = pytest.mark.slow  # `make test` installs chromium and its driver
 
 PROMPT = "Give me three tips for a good night's sleep."
-SWITCH = {"threshold": 0.05, "window": 2}  # passes early on the embedded models
+# On the embedded models the window means of this prompt's draft climb to 0.54, then pass 0.6
+# at draft token 20 (0.82): a clear switch, with a chart worth looking at
+SWITCH = {"threshold": 0.6, "window": 4}
+MAX_TOKENS = 80
 ANSWER_TIMEOUT_S = 180
 
 
@@ -65,7 +68,7 @@ def test_a_wsd_answer_shows_the_pilot_the_base_and_the_switch(browser, live_serv
 
     open_page(browser, live_server)
     fill(browser, "prompt", PROMPT)
-    fill(browser, "max-tokens", 48)
+    fill(browser, "max-tokens", MAX_TOKENS)
     fill(browser, "threshold", SWITCH["threshold"])
     fill(browser, "window", SWITCH["window"])
     # keyboard only: Ctrl+Enter in the message box sends it
@@ -74,7 +77,7 @@ def test_a_wsd_answer_shows_the_pilot_the_base_and_the_switch(browser, live_serv
 
     body = {
         "model": ids["wsd"], "messages": [{"role": "user", "content": PROMPT}],
-        "max_tokens": 48, "temperature": 0, "wsd": {**SWITCH, "return_scores": True},
+        "max_tokens": MAX_TOKENS, "temperature": 0, "wsd": {**SWITCH, "return_scores": True},
     }  # fmt: skip
     api = httpx.post(f"{live_server.base_url}/v1/chat/completions", json=body, timeout=300)
     text, wsd = api.json()["choices"][0]["message"]["content"], api.json()["wsd"]
