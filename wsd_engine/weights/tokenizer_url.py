@@ -64,9 +64,10 @@ def fetch_tokenizer(url: str, root: Path | None = None) -> Path:
     ):
         work = Path(work_dir) / "files"
         work.mkdir()
-        fetched = [name for name in _candidates() if _download(client, folder, name, work)]
-        if REQUIRED_FILE not in fetched:
+        if not _download(client, folder, REQUIRED_FILE, work):
             raise PrepareError(f"no tokenizer at {folder}: {folder}{REQUIRED_FILE} was not found")
+        others = [name for name in _other_files() if _download(client, folder, name, work)]
+        fetched = [REQUIRED_FILE, *others]
         if not any(all(name in fetched for name in vocabulary) for vocabulary in VOCABULARIES):
             raise PrepareError(
                 f"no tokenizer vocabulary at {folder}: it needs tokenizer.json, "
@@ -83,9 +84,9 @@ def _folder_url(url: str) -> str:
     return url if url.endswith("/") else f"{url}/"
 
 
-def _candidates() -> list[str]:
+def _other_files() -> list[str]:
     vocabulary_files = [name for vocabulary in VOCABULARIES for name in vocabulary]
-    return [REQUIRED_FILE, *dict.fromkeys(vocabulary_files), *OPTIONAL_FILES]
+    return [*dict.fromkeys(vocabulary_files), *OPTIONAL_FILES]
 
 
 def _download(client: httpx.Client, folder: str, name: str, work: Path) -> bool:

@@ -71,12 +71,14 @@ def test_a_fetched_tokenizer_is_reused_without_the_network(file_server, tmp_path
 
 
 def test_a_folder_without_a_tokenizer_is_a_clear_error(file_server, tmp_path):
-    url, folder, _ = file_server
+    url, folder, requested = file_server
     (folder / "tokenizer_config.json").write_text("{}")
     with pytest.raises(PrepareError, match="no tokenizer vocabulary"):
         fetch_tokenizer(url, tmp_path / "cache")
+    requested.clear()
     with pytest.raises(PrepareError, match=r"tokenizer_config\.json was not found"):
         fetch_tokenizer(f"{url}/elsewhere", tmp_path / "cache")
+    assert requested == ["/elsewhere/tokenizer_config.json"]  # nothing else is tried
     assert not fetched_path(url, tmp_path / "cache").exists()  # nothing half-fetched is kept
 
 

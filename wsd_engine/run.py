@@ -1,0 +1,359 @@
+"""One WSD request in flight: the pilot drafts, the base model checks, then takes over.
+
+A request runs in four phases (docs/method.md):
+
+1. draft: the pilot streams its draft, and the draft's base tokenization grows with it;
+2. check: the base model scores the stable draft tokens, pass after pass (`DraftChecker`),
+   and draft text that is final streams to the client (`AnswerStream`);
+3. switch: a window passes, or the draft ends: drafting and checking stop, and the plan says
+   how many draft tokens the answer keeps;
+4. continue: the base model writes the rest after the kept draft.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from wsd_engine.answer import AnswerStream
+from wsd_engine.answer_logprobs import answer_logprobs, scored_tokens
+from wsd_engine.cancellation import cancel_and_wait, cancel_once
+from wsd_engine.checking import DraftChecker, EngineFailed, PromptCached, Scored
+from wsd_engine.config import Role
+from wsd_engine.engines.protocol import (
+    Engine,
+    FinishReason,
+    GenerationDelta,
+    SamplingSettings,
+    TokenLogprob,
+)
+from wsd_engine.request import TextDelta, WSDInfo, WSDOutcome
+from wsd_engine.switch_rule import ContinuationPlan, SwitchReason, plan_continuation
+from wsd_engine.timeline import PilotProgress, StreamTimeline
+from wsd_engine.tokenization import DraftTokenizer
+
+if TYPE_CHECKING:
+    from wsd_engine.orchestrator import PreparedWSD
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _PilotDelta:
+    delta: GenerationDelta
+
+
+_Event = _PilotDelta | Scored | PromptCached | EngineFailed
+
+
+class WSDRun:
+    """One request in flight: the draft, its checks, the answer, the timings."""
+
+    def __init__(self, pilot: Engine, base: Engine, prepared: PreparedWSD) -> None:
+        self.pilot = pilot
+        self.base = base
+        self.prepared = prepared
+        self.request = request = prepared.request
+        params = request.params
+        self.draft = DraftTokenizer(base.tokenizer)
+        self.answer = AnswerStream(
+            self.draft,
+            base.tokenizer,
+            params.window,
+            prepared.max_tokens,
+            stop=(*prepared.base_prompt.stop, *request.stop),
+        )
+        self.events: asyncio.Queue[_Event] = asyncio.Queue()
+        self.checker = DraftChecker(
+            base, prepared.base_prompt.token_ids, request.request_id, params,
+            prepared.max_tokens, post=self.events.put_nowait,
+        )  # fmt: skip
+        self.info = WSDInfo(threshold=params.threshold, window=params.window)
+        self.pilot_task: asyncio.Task[None] | None = None
+        self.pilot_finish: FinishReason | None = None
+        self.base_finish: FinishReason | None = None
+        self.pilot_progress = PilotProgress()
+        self.started = time.monotonic()
+        self.decided_at: float | None = None
+        self.timeline = StreamTimeline(self.started)
+        self.finish = FinishReason.LENGTH
+        self.base_started = False
+        self.pilot_logprobs: list[TokenLogprob] = []  # when the request asks for logprobs
+        self.base_logprobs: list[TokenLogprob] = []
+
+    async def execute(self) -> AsyncIterator[TextDelta | WSDOutcome]:
+        """The answer's text as it is sent (timed here), then the outcome."""
+        async for delta in self._answer():
+            self.timeline.sent(delta.text, delta.source, time.monotonic(), delta.pilot_times)
+            yield delta
+        outcome = self._outcome()
+        if self.request.num_logprobs is not None or self.request.return_scores:
+            # decoding every token's text is CPU work: off the event loop
+            await asyncio.to_thread(self._add_token_views, outcome)
+        yield outcome
+
+    async def _answer(self) -> AsyncIterator[TextDelta]:
+        async for delta in self._draft_and_check():
+            yield delta
+        if not self._switch_is_decided():
+            # The answer ended inside the draft (max_tokens or a stop string): no switch.
+            self._stop_background()
+            self.finish = FinishReason.LENGTH
+        else:
+            async for delta in self._switch_and_continue():
+                yield delta
+        # release held-back text; a stop string overrides the finish reason
+        piece = self.answer.finish()
+        if piece:
+            yield self._text(piece, Role.BASE if self.base_started else Role.PILOT)
+        if self.answer.is_stopped:
+            self.finish = FinishReason.STOP
+
+    async def _switch_and_continue(self) -> AsyncIterator[TextDelta]:
+        plan = self._switch()
+        kept = self.answer.release_draft(plan.num_kept, is_final=True)
+        self._time_decision(plan)
+        if kept:
+            yield self._text(kept, Role.PILOT)
+        self.finish = (
+            FinishReason.LENGTH if plan.num_kept >= self.prepared.max_tokens else FinishReason.STOP
+        )
+        if plan.base_budget and not self.answer.is_stopped:
+            async for text in self._continue(plan):
+                self.base_started = True
+                if text:
+                    yield self._text(text, Role.BASE)
+            self.finish = self.base_finish or FinishReason.LENGTH
+
+    # -- phases 1 and 2: draft and check ---------------------------------------------------
+
+    async def _draft_and_check(self) -> AsyncIterator[TextDelta]:
+        """Draft and score until the switch is decided or the answer is complete."""
+        self.pilot_task = asyncio.create_task(self._read_pilot())
+        self.checker.start()
+        while not (self._switch_is_decided() or self.answer.is_complete):
+            self._absorb(await self.events.get())
+            self.checker.schedule(self.draft.stable_ids, self.draft.is_final)
+            piece = self.answer.release_draft(self.checker.num_settled)
+            if piece:
+                yield self._text(piece, Role.PILOT)
+
+    def _absorb(self, event: _Event) -> None:
+        if isinstance(event, EngineFailed):
+            raise event.error
+        if isinstance(event, Scored | PromptCached):
+            self.checker.absorb(event)
+            return
+        delta = event.delta
+        self.info.pilot_tokens += len(delta.token_ids)
+        self.pilot_logprobs += delta.logprobs or []
+        self.draft.append(delta.text)
+        if delta.is_finished:
+            self.pilot_finish = delta.finish_reason
+            self.draft.finish()
+        self.pilot_progress.add(self.info.pilot_tokens, len(self.draft.text), time.monotonic())
+        if not self.draft.is_final and len(self.draft.stable_ids) >= self.prepared.max_tokens:
+            # The answer's max_tokens tokens are all drafted (stable tokens never change):
+            # whatever the switch, no later pilot token can reach the answer.
+            self._stop_pilot()
+
+    def _switch_is_decided(self) -> bool:
+        if self.checker.accept_index is not None:
+            return True
+        scoreable = min(len(self.draft.stable_ids), self.prepared.max_tokens)
+        return self.draft.is_final and self.checker.num_scored >= scoreable
+
+    # -- phase 3: the switch -----------------------------------------------------------------
+
+    def _switch(self) -> ContinuationPlan:
+        """The handoff: stop drafting and checking, decide what the base model writes."""
+        self.decided_at = time.monotonic()
+        self.info.time_to_switch_s = self.decided_at - self.started
+        self._stop_background()
+        plan = plan_continuation(
+            num_draft_tokens=len(self.draft.stable_ids),
+            accept_index=self.checker.accept_index,
+            pilot_finish=self.pilot_finish,
+            max_tokens=self.prepared.max_tokens,
+            continue_after_draft_end=self.request.params.continue_after_draft_end,
+            min_tokens=self.request.min_tokens,
+        )
+        self.info.reason = plan.reason
+        self.info.accept_index = plan.accept_index
+        logger.debug(
+            "%s: switch at %s (%s), base budget %d",
+            self.request.request_id, plan.accept_index, plan.reason, plan.base_budget,
+        )  # fmt: skip
+        return plan
+
+    def _time_decision(self, plan: ContinuationPlan) -> None:
+        """Decision lag: from the pilot producing t_a, the last token of the window that
+        passed, to the decision (the kept draft, t_0..t_a, is decoded by now)."""
+        if plan.reason is not SwitchReason.THRESHOLD or self.decided_at is None:
+            return
+        produced = self.pilot_progress.produced_at(len(self.answer.kept_draft_text))
+        if produced is not None:
+            self.info.decision_lag_s = max(0.0, self.decided_at - produced)
+
+    # -- phase 4: continue -------------------------------------------------------------------
+
+    async def _continue(self, plan: ContinuationPlan) -> AsyncIterator[str]:
+        """The base model writes the rest after t_0..t_a; yields the text that may be sent."""
+        switch_decided = self.decided_at or time.monotonic()
+        prompt = [*self.prepared.base_prompt.token_ids, *self.draft.stable_ids[: plan.num_kept]]
+        budget = plan.base_budget
+        self.base_finish = FinishReason.LENGTH
+        first = self._first_base_token()
+        if first is not None:
+            # The scoring pass that decided the switch already computed the base's greedy
+            # token after t_a: stream it now, the engine continues after it.
+            token_id, text = first
+            self.info.handoff_s = time.monotonic() - switch_decided
+            yield self.answer.add_base(text, 1)
+            prompt.append(token_id)
+            budget -= 1
+            if budget == 0 or self.answer.is_stopped:
+                return
+        settings = SamplingSettings(
+            max_tokens=budget,
+            temperature=self.request.temperature,
+            top_p=self.request.top_p,
+            seed=self.request.engine_seed(Role.BASE),
+            num_logprobs=self.request.num_logprobs,
+            # the answer has min_tokens tokens before the base may end it
+            min_tokens=max(0, self.request.min_tokens - self.answer.num_tokens),
+            # no stop strings for the engine: with them vLLM holds back the last (longest stop
+            # string - 1) characters of its output, which delays every base chunk by a few
+            # tokens; the answer's own filter holds back only text that may begin one, and
+            # closing the stream at a stop string aborts the engine request
+            **self.request.options.for_role(Role.BASE),
+        )
+        stream = self.base.generate(
+            prompt, settings, f"{self.request.request_id}-base",
+            cache_salt=self.request.request_id,  # the blocks its scoring passes computed
+        )  # fmt: skip
+        try:
+            async for delta in stream:
+                if self.info.handoff_s is None and delta.token_ids:
+                    self.info.handoff_s = time.monotonic() - switch_decided
+                self.base_finish = delta.finish_reason
+                self.base_logprobs += delta.logprobs or []
+                yield self.answer.add_base(delta.text, len(delta.token_ids))
+                if self.answer.is_stopped:
+                    return
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    def _first_base_token(self) -> tuple[int, str] | None:
+        """The base's first token and its text when greedy decoding already knows it: only
+        at temperature 0 with nothing that moves the logits (the scoring pass's top-1 is then
+        the greedy choice), and only for an ordinary token (end-of-text, other special tokens
+        and stop token ids are left to the engine)."""
+        options = self.request.options
+        base_settings = SamplingSettings(max_tokens=1, **options.for_role(Role.BASE))
+        if self.request.temperature != 0 or base_settings.changes_logits:
+            return None  # penalties and biases move the base's choice off the raw top-1
+        if self.request.num_logprobs is not None:
+            return None  # its logprobs come from the engine
+        token_id = self.checker.greedy_after(self.answer.num_draft_tokens)
+        if token_id is None or token_id in self.base.tokenizer.all_special_ids:
+            return None
+        if token_id in options.stop_token_ids:
+            return None
+        text = self.answer.text_after_draft(token_id)
+        return None if text is None else (token_id, text)
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def _text(self, piece: str, source: Role) -> TextDelta:
+        if self.info.time_to_first_token_s is None:
+            self.info.time_to_first_token_s = time.monotonic() - self.started
+        # draft lag: the pilot tokens whose text the answer now holds in full
+        sent = () if self.base_started else self.pilot_progress.newly_sent(len(self.answer.text))
+        return TextDelta(piece, source, sent)
+
+    def _outcome(self) -> WSDOutcome:
+        info = self.info
+        timeline = self.timeline
+        info.switch_latency_s = timeline.switch_latency_s
+        info.draft_lag_s = timeline.draft_lag_p50_s
+        info.max_stream_gap_s = timeline.max_gap_s
+        info.draft_tokens = len(self.draft.stable_ids)
+        info.prefix_tokens = self.answer.num_draft_tokens
+        info.prefix_chars = self.answer.prefix_chars
+        # pilot tokens drafted beyond the text the answer kept
+        info.pilot_tokens_wasted = self.pilot_progress.tokens_beyond(
+            len(self.answer.kept_draft_text)
+        )
+        return WSDOutcome(
+            text=self.answer.text,
+            finish_reason=self.finish,
+            num_prompt_tokens=len(self.prepared.base_prompt.token_ids),
+            num_completion_tokens=self.answer.num_tokens,
+            num_pilot_prompt_tokens=len(self.prepared.pilot_prompt.token_ids),
+            wsd=info,
+        )
+
+    def _add_token_views(self, outcome: WSDOutcome) -> None:
+        """The per-token views the request asked for: logprobs of the model that wrote each
+        token, and the base model's scores of the draft up to the switch."""
+        if self.request.num_logprobs is not None:
+            outcome.logprobs = answer_logprobs(
+                (self.pilot.tokenizer, self.base.tokenizer),
+                outcome.text,
+                self.info.prefix_chars,
+                self.draft.stable_ids[: self.answer.num_draft_tokens],
+                (self.pilot_logprobs, self.base_logprobs),
+            )
+            self.info.logprobs_source = [entry.source for entry in outcome.logprobs]
+        if self.request.return_scores:
+            logprobs = self.checker.scored_logprobs
+            if self.checker.accept_index is not None:
+                logprobs = logprobs[: self.checker.accept_index + 1]
+            self.info.scored_tokens = scored_tokens(
+                self.base.tokenizer, self.draft.stable_ids, logprobs, self.request.params.window
+            )
+
+    # -- background work ---------------------------------------------------------------------
+
+    async def _read_pilot(self) -> None:
+        pilot_room = self.pilot.max_model_len - len(self.prepared.pilot_prompt.token_ids)
+        settings = SamplingSettings(
+            max_tokens=min(self.request.params.draft_max_tokens, pilot_room),
+            temperature=self.request.temperature,
+            top_p=self.request.top_p,
+            seed=self.request.engine_seed(Role.PILOT),
+            num_logprobs=self.request.num_logprobs,
+            **self.request.options.for_role(Role.PILOT),
+        )
+        prompt = self.prepared.pilot_prompt.token_ids
+        try:
+            async for delta in self.pilot.generate(
+                prompt, settings, f"{self.request.request_id}-pilot"
+            ):
+                self.events.put_nowait(_PilotDelta(delta))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.events.put_nowait(EngineFailed(exc))
+
+    def _stop_pilot(self) -> None:
+        if self.pilot_task is not None:
+            cancel_once(self.pilot_task)
+
+    def _background_tasks(self) -> list[asyncio.Task[None]]:
+        pilot = [self.pilot_task] if self.pilot_task is not None else []
+        return [*pilot, *self.checker.tasks]
+
+    def _stop_background(self) -> None:
+        """Abort drafting and scoring now (the engines drop the requests on cancellation)."""
+        for task in self._background_tasks():
+            cancel_once(task)
+
+    async def cancel_background(self) -> None:
+        """Cancel drafting and scoring and wait until the engines have dropped them."""
+        await cancel_and_wait(self._background_tasks())
