@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wsd_engine.config import AppConfig, ConfigError, cache_dir, load_config
+from server.config import AppConfig, load_config
+from wsd_engine.config import ConfigError, cache_dir
 from wsd_engine.weights.embedded import EMBEDDED_MODELS, PrepareError
 from wsd_engine.weights.prepare import describe, prepare_config
 

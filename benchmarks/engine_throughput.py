@@ -14,9 +14,10 @@ import json
 import statistics
 import time
 
-from wsd_engine.config import PromptTemplate, load_config
+from server.config import load_config
+from wsd_engine.config import PromptTemplate
+from wsd_engine.engines.engine import Engine, SamplingSettings
 from wsd_engine.engines.pair import EnginePair
-from wsd_engine.engines.protocol import Engine, SamplingSettings
 from wsd_engine.templates import Message, MessageRole, render_prompt
 from wsd_engine.weights.prepare import prepare_config
 
@@ -25,11 +26,12 @@ PROMPT = [Message(MessageRole.USER, "Write a long story about a dragon who learn
 
 async def stream(engine: Engine, template: PromptTemplate, tokens: int, tag: str) -> dict:
     prompt = render_prompt(engine.tokenizer, PROMPT, template).token_ids
-    settings = SamplingSettings(max_tokens=tokens, ignore_eos=True)
+    settings = SamplingSettings(ignore_eos=True)
     started = time.monotonic()
     first = None
     count = 0
-    async for delta in engine.generate(prompt, settings, f"bench-{tag}-{time.monotonic_ns()}"):
+    request_id = f"bench-{tag}-{time.monotonic_ns()}"
+    async for delta in engine.generate(prompt, settings, request_id, max_tokens=tokens):
         count += len(delta.token_ids)
         first = first if first is not None else time.monotonic() - started
     elapsed = time.monotonic() - started

@@ -22,7 +22,6 @@ from typing import Any
 import httpx
 import psutil
 
-from benchmarks.background import BackgroundLoop, free_port, start_server
 from benchmarks.measure import (
     EngineFloor,
     ModeResult,
@@ -36,10 +35,11 @@ from benchmarks.measure import (
 from benchmarks.peer import Peer
 from benchmarks.report import write_report
 from benchmarks.scoring_cost import switch_floor
-from wsd_engine.config import AppConfig, load_config
+from server.background import BackgroundLoop, free_port, start_server
+from server.config import AppConfig, load_config
 from wsd_engine.engines.pair import EnginePair
 from wsd_engine.offline import run_offline
-from wsd_engine.request import WSDParams, WSDRequest
+from wsd_engine.request import WSDRequest
 from wsd_engine.templates import Message
 from wsd_engine.weights.prepare import prepare_config
 
@@ -89,7 +89,7 @@ def bench_server(
                 logger.info("%s", asdict(results[-1]))
         server.should_exit = True
         loop.run(asyncio.wait_for(server_task, timeout=30))
-        unsent = getattr(pair.base, "unsendable_passes", None)
+        unsent = getattr(pair.base, "unsent_passes", None)
         if unsent is not None:  # a remote base: cached passes its server failed to send
             logger.info("cached scoring passes the base's server failed to send: %d", unsent)
         if "wsd" in settings.modes:
@@ -134,12 +134,14 @@ async def _offline(
     concurrency: int,
 ) -> ModeResult:
     orchestrator = app.state.registry.wsd.orchestrator
-    params = WSDParams.from_config(config.wsd, draft_max_tokens=settings.draft_max_tokens)
+    method = config.wsd.defaults()
+    if settings.draft_max_tokens is not None:
+        method = method.model_copy(update={"draft_max_tokens": settings.draft_max_tokens})
 
     async def one(item: tuple[int, list[Message]]) -> Sample:
         index, messages = item
         request = WSDRequest(
-            f"offline-{concurrency}-{index}", tuple(messages), settings.max_tokens, params
+            f"offline-{concurrency}-{index}", tuple(messages), settings.max_tokens, method
         )
         prepared = orchestrator.prepare(request)
         started = time.monotonic()

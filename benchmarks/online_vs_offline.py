@@ -18,32 +18,42 @@ import time
 from tqdm import tqdm
 
 from benchmarks.prompts import CHAT_PROMPTS
-from wsd_engine.config import Role, load_config
+from server.config import load_config
+from wsd_engine.config import Role, WSDSettings
+from wsd_engine.engines.engine import SamplingSettings
 from wsd_engine.engines.pair import EnginePair
-from wsd_engine.engines.protocol import SamplingSettings
 from wsd_engine.offline import run_offline
 from wsd_engine.orchestrator import PreparedWSD, WSDOrchestrator
-from wsd_engine.request import TextDelta, WSDOutcome, WSDParams, WSDRequest
+from wsd_engine.request import TextDelta, WSDOutcome, WSDRequest
+from wsd_engine.stop_strings import until_stop
+from wsd_engine.timeline import StreamTimeline
 from wsd_engine.weights.prepare import prepare_config
 
 
-async def _online(orchestrator: WSDOrchestrator, prepared: PreparedWSD) -> tuple[WSDOutcome, float]:
-    started = time.monotonic()
+async def _online(
+    orchestrator: WSDOrchestrator, prepared: PreparedWSD
+) -> tuple[WSDOutcome, StreamTimeline]:
+    """The answer, and its timings as the orchestrator hands its pieces over."""
+    timeline = StreamTimeline(time.monotonic())
     outcome = None
     async for item in orchestrator.run(prepared):
-        if not isinstance(item, TextDelta):
+        if isinstance(item, TextDelta):
+            timeline.sent(item.text, item.source, time.monotonic(), item.pilot_times)
+        else:
             outcome = item
     assert outcome is not None
-    return outcome, time.monotonic() - started
+    return outcome, timeline
 
 
 async def _base_only_ttft(orchestrator: WSDOrchestrator, prepared: PreparedWSD) -> float:
     base, prompt = orchestrator.base, prepared.base_prompt
-    settings = SamplingSettings(max_tokens=prepared.max_tokens, stop=prompt.stop)
     started = time.monotonic()
     first = None
     request_id = f"{prepared.request.request_id}-base"
-    async for delta in base.generate(prompt.token_ids, settings, request_id):
+    deltas = base.generate(
+        prompt.token_ids, SamplingSettings(), request_id, max_tokens=prepared.max_tokens
+    )
+    async for delta in until_stop(deltas, prompt.stop):
         if first is None and delta.text:
             first = time.monotonic() - started
     return first if first is not None else time.monotonic() - started
@@ -56,12 +66,13 @@ async def run(pair: EnginePair, config, num_prompts: int, max_tokens: int, draft
     await pair.warm_up()
     rows = []
     for name, messages in tqdm(CHAT_PROMPTS[:num_prompts], desc="prompts", unit="prompt"):
-        params = WSDParams(draft_max_tokens=draft_max)
-        online_request = WSDRequest(f"on-{name}", tuple(messages), max_tokens, params)
+        settings = WSDSettings(draft_max_tokens=draft_max)
+        online_request = WSDRequest(f"on-{name}", tuple(messages), max_tokens, settings)
         prepared = orchestrator.prepare(online_request)
-        outcome, online_s = await _online(orchestrator, prepared)
+        outcome, timeline = await _online(orchestrator, prepared)
+        online_s = (timeline.last_sent or timeline.started) - timeline.started
         started = time.monotonic()
-        offline_request = WSDRequest(f"off-{name}", tuple(messages), max_tokens, params)
+        offline_request = WSDRequest(f"off-{name}", tuple(messages), max_tokens, settings)
         offline = await run_offline(orchestrator, orchestrator.prepare(offline_request))
         offline_s = time.monotonic() - started
         base_ttft = await _base_only_ttft(orchestrator, prepared)
@@ -69,15 +80,15 @@ async def run(pair: EnginePair, config, num_prompts: int, max_tokens: int, draft
             {
                 "prompt": name,
                 "identical": outcome.text == offline.text,
-                "accept_index": outcome.wsd.accept_index,
-                "reason": outcome.wsd.reason.value if outcome.wsd.reason else None,
-                "pilot_tokens_online": outcome.wsd.pilot_tokens,
+                "accept_index": outcome.report.accept_index,
+                "reason": outcome.report.reason.value if outcome.report.reason else None,
+                "pilot_tokens_online": outcome.report.pilot_tokens,
                 "pilot_tokens_offline": offline.num_pilot_tokens,
                 "online_s": round(online_s, 3),
                 "offline_s": round(offline_s, 3),
-                "wsd_ttft_s": round(outcome.wsd.time_to_first_token_s or 0.0, 3),
+                "wsd_ttft_s": round(timeline.time_to_first_chunk_s or 0.0, 3),
                 "base_ttft_s": round(base_ttft, 3),
-                "switch_latency_s": outcome.wsd.switch_latency_s,
+                "switch_latency_s": timeline.switch_latency_s,
             }
         )
     return rows

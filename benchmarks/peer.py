@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 
-from benchmarks.background import free_port, wait_ready
 from benchmarks.measure import ModeResult, Settings, aggregate, run_load, stream_chat
-from wsd_engine.config import AppConfig
+from server.background import free_port, wait_ready
+from server.config import AppConfig
 from wsd_engine.templates import PLAIN_STOP_STRINGS, render_plain_text
 
 logger = logging.getLogger("wsd.bench")

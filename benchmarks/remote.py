@@ -17,10 +17,11 @@ import subprocess
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from benchmarks.background import free_port, wait_ready
 from benchmarks.harness import bench_server
 from benchmarks.measure import EngineFloor, ModeResult, Settings
-from wsd_engine.config import ModelConfig, load_config
+from server.background import free_port, wait_ready
+from server.config import load_config
+from wsd_engine.config import ModelConfig
 from wsd_engine.engines.vllm_server import as_remote, vllm_server_command
 from wsd_engine.weights.prepare import prepare_config
 

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from benchmarks.remote import serve_models, stop_servers
-from wsd_engine.config import load_config
+from server.config import load_config
 from wsd_engine.engines.vllm_remote import RemoteVLLMEngine
 from wsd_engine.weights.prepare import prepare_config
 
@@ -35,11 +35,18 @@ async def measure(engine: RemoteVLLMEngine, prefix_len: int, new: int, repeats: 
     bos = engine.tokenizer.bos_token_id or 0
     prompt = [bos, *range(3000, 3000 + prefix_len - 1)]
     ways: dict[str, Callable[[list[int], str], Awaitable[object]]] = {
-        "generate, cache read": lambda ids, rid: engine._score_generate(ids, rid, True, "salt"),
-        "generate, no cache": lambda ids, rid: engine._score_generate(ids, rid, False, None),
-        "completions (prompt_logprobs)": lambda ids, rid: engine._score_completions(ids, rid),
+        "generate, cache read": lambda ids, rid: engine._score_generate(
+            ids, prefix_len, rid, True, "salt"
+        ),
+        "generate, no cache": lambda ids, rid: engine._score_generate(
+            ids, prefix_len, rid, False, None
+        ),
+        "completions (prompt_logprobs)": lambda ids, rid: engine._score_completions(
+            ids, prefix_len, rid
+        ),
     }
-    await engine._score_generate(prompt, "prefill", False, "salt")  # the prompt's blocks cached
+    # the prompt's blocks cached
+    await engine._score_generate(prompt, 1, "prefill", False, "salt")
     results = {}
     for name, way in ways.items():
         times = []

@@ -18,8 +18,8 @@ import statistics
 import time
 
 from benchmarks.measure import EngineFloor
-from wsd_engine.config import load_config
-from wsd_engine.engines.protocol import Engine, SamplingSettings
+from server.config import load_config
+from wsd_engine.engines.engine import Engine, SamplingSettings
 from wsd_engine.engines.vllm_local import VLLMEngine
 from wsd_engine.weights.prepare import prepare_config
 
@@ -29,8 +29,8 @@ FLOOR_PREFIX_TOKENS = 400
 
 async def _generate(engine: Engine, ids: list[int], tokens: int, request_id: str) -> float:
     started = time.monotonic()
-    settings = SamplingSettings(max_tokens=tokens, ignore_eos=True)
-    async for _ in engine.generate(ids, settings, request_id):
+    settings = SamplingSettings(ignore_eos=True)
+    async for _ in engine.generate(ids, settings, request_id, max_tokens=tokens):
         pass
     return time.monotonic() - started
 

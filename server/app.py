@@ -14,15 +14,15 @@ from typing import Any
 from fastapi import FastAPI
 
 from server import __version__
-from server.chat import ChatServing
-from server.completions import CompletionServing
+from server.config import AppConfig
 from server.errors import OpenAIError, install_error_handlers
 from server.gate import ServerState, middleware_stack, tag_log_records_with_request_ids
 from server.metrics import WSDMetrics
 from server.registry import ModelRegistry
-from server.routes import completions, health, models, playground, tokenize
-from server.routes import metrics as metrics_route
-from wsd_engine.config import AppConfig, Role
+from server.routes import completions, health, models, playground, prometheus, tokenize
+from server.serving_chat import ChatServing
+from server.serving_completion import CompletionServing
+from wsd_engine.config import Role
 from wsd_engine.engines.pair import EnginePair
 
 logger = logging.getLogger("wsd.server")
@@ -106,7 +106,7 @@ def create_app(
     app.include_router(models.router)
     app.include_router(tokenize.router)
     app.include_router(health.router)
-    app.include_router(metrics_route.router)
+    app.include_router(prometheus.router)
     if config.server.playground:
         playground.install(app)
     return app

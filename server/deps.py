@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from server.chat import ChatServing
-from server.completions import CompletionServing
 from server.registry import ModelRegistry
+from server.serving_chat import ChatServing
+from server.serving_completion import CompletionServing
 
 
 def _registry(request: Request) -> ModelRegistry:

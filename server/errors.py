@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from wsd_engine.engines.protocol import EngineError, EngineRequestInvalid, EngineUnavailable
+from wsd_engine.engines.engine import EngineError, EngineRequestInvalid, EngineUnavailable
 from wsd_engine.request import RequestError
 from wsd_engine.templates import TemplateError
 

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from server import __version__
-from wsd_engine.config import AppConfig, Role
-from wsd_engine.request import WSDInfo
+from server.config import AppConfig
+from wsd_engine.config import Role
 from wsd_engine.timeline import StreamTimeline
 
 if TYPE_CHECKING:
-    from server.choices import ChoiceEnd, ChoicePiece
-    from wsd_engine.engines.protocol import Engine
+    from server.choices import ChoiceEnd
+    from server.responses import WSDInfo
+    from wsd_engine.engines.engine import Engine
 
 # From milliseconds to minutes: the same dashboard reads well on CPU and on GPU.
 LATENCY_BUCKETS_S = (
@@ -184,50 +185,44 @@ class WSDMetrics:
         """A failed request, by the model it named and its HTTP status."""
         self.errors.labels(model_name, str(status)).inc()
 
-    def track(self, model_name: str) -> ChoiceTimer:
-        """Start timing one choice of one request."""
+    def track(self, model_name: str, timeline: StreamTimeline) -> ChoiceTimer:
+        """Start timing one choice of one request, from its stream's timeline."""
         self.waiting.labels(model_name).inc()
-        return ChoiceTimer(self, model_name)
+        return ChoiceTimer(self, model_name, timeline)
 
 
 class ChoiceTimer:
-    """One choice's timings, taken when its chunks are sent, and its end into the metrics."""
+    """One choice's metrics, read from its stream's timeline as chunks are sent, and from its
+    end (the `wsd` object, as the response carries it)."""
 
-    def __init__(self, metrics: WSDMetrics, model_name: str) -> None:
+    def __init__(self, metrics: WSDMetrics, model_name: str, timeline: StreamTimeline) -> None:
         self.metrics = metrics
         self.model_name = model_name
-        self.timeline = StreamTimeline(time.monotonic())
+        self.timeline = timeline
         self.is_done = False
 
-    def sent(self, piece: ChoicePiece) -> None:
-        """A chunk with the piece's text has just been sent."""
-        if not piece.text:
-            return
+    def sent(self) -> None:
+        """The timeline has just recorded a chunk of answer text."""
         timeline = self.timeline
-        now = time.monotonic()
         m, name = self.metrics, self.model_name
-        if timeline.last_sent is None:
-            m.ttft.labels(name).observe(now - timeline.started)
+        if timeline.last_gap_s is None:  # the first chunk
+            if timeline.time_to_first_chunk_s is not None:
+                m.ttft.labels(name).observe(timeline.time_to_first_chunk_s)
             m.waiting.labels(name).dec()
             m.running.labels(name).inc()
         else:
-            m.itl.labels(name).observe(now - timeline.last_sent)
-        timeline.sent(piece.text, piece.source, now, piece.pilot_times)
+            m.itl.labels(name).observe(timeline.last_gap_s)
 
-    def end(self, end: ChoiceEnd) -> None:
-        """The choice is complete: its `wsd` object takes the timings as sent, and every
-        per-choice metric is recorded."""
+    def end(self, end: ChoiceEnd, wsd: WSDInfo | None) -> None:
+        """The choice is complete: every per-choice metric is recorded."""
         m, name = self.metrics, self.model_name
         timeline = self.timeline
         for role, (prompt, generated) in end.tokens_by_role.items():
             m.count_tokens(name, role, prompt, generated)
         if timeline.max_gap_s is not None:
             m.max_stream_gap.labels(name).observe(timeline.max_gap_s)
-        if end.wsd is not None:
-            end.wsd.switch_latency_s = timeline.switch_latency_s
-            end.wsd.draft_lag_s = timeline.draft_lag_p50_s
-            end.wsd.max_stream_gap_s = timeline.max_gap_s
-            m.record_switch(name, end.wsd)
+        if wsd is not None:
+            m.record_switch(name, wsd)
             for gap in timeline.base_pace:
                 m.continuation_itl.labels(name).observe(gap)
         self.done(end.finish_reason.value)

@@ -1,4 +1,4 @@
-"""OpenAI request models (and vLLM's tokenizer requests): each owns its checks and its
+"""OpenAI request bodies (and vLLM's tokenizer requests): each owns its checks and its
 translation into engine settings. The response bodies are in `server/responses.py`."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.response_format import ResponseFormat
-from wsd_engine.config import Role, WSDConfig
-from wsd_engine.engines.protocol import SamplingSettings, StructuredOutput
-from wsd_engine.request import RequestError, SamplingOptions, WSDParams, WSDRequest
+from wsd_engine.config import DraftMaxTokens, Threshold, Window, WSDSettings
+from wsd_engine.engines.engine import SamplingSettings, StructuredOutput
+from wsd_engine.request import RequestError, WSDRequest, check_vocabulary
 from wsd_engine.templates import Message, MessageRole
 
 MAX_N = 16
@@ -63,16 +63,24 @@ class StreamOptions(_Lenient):
     include_usage: bool = False
 
 
-class WSDOptions(_Lenient):
-    """Per-request overrides of the method (extra body field `wsd`)."""
+class WSDExtension(_Lenient):
+    """The request's `wsd` extension (extra body field): the method's settings for this
+    request, each defaulting to the server's, and what to add to the response."""
 
-    threshold: float | None = Field(default=None, ge=0, le=1)
-    window: int | None = Field(default=None, ge=1, le=256)
-    draft_max_tokens: int | None = Field(default=None, ge=1)
+    threshold: Threshold | None = None
+    window: Window | None = None
+    draft_max_tokens: DraftMaxTokens | None = None
     return_scores: bool = Field(
         default=False,
         description="Add the base model's scores of the draft (`wsd.scored_tokens`).",
     )
+
+    def settings(self, defaults: WSDSettings) -> WSDSettings:
+        """The server's defaults with this request's overrides."""
+        overrides = self.model_dump(
+            include={"threshold", "window", "draft_max_tokens"}, exclude_none=True
+        )
+        return defaults.model_copy(update=overrides)
 
 
 StopField = Annotated[str | list[str] | None, Field(default=None)]
@@ -98,9 +106,9 @@ _NO_TOOLS = (
 REFUSAL_REASONS = {"tools": _NO_TOOLS, "tool_choice": _NO_TOOLS, "functions": _NO_TOOLS}
 
 
-class SamplingRequest(BaseModel):
+class GenerationRequest(BaseModel):
     """Fields chat and text completions share. A field the server does not implement is
-    refused (`refused_field`), never silently ignored."""
+    refused (`refuse_unsupported`), never silently ignored."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -156,7 +164,7 @@ class SamplingRequest(BaseModel):
         return stop
 
     @model_validator(mode="after")
-    def _stream_options_need_stream(self) -> SamplingRequest:
+    def _stream_options_need_stream(self) -> GenerationRequest:
         if self.stream_options is not None and not self.stream:
             raise ValueError("stream_options: only allowed when stream is true")
         if self.seed is not None and self.seed + self.n - 1 > SEED_MAX:
@@ -164,42 +172,26 @@ class SamplingRequest(BaseModel):
             raise ValueError(f"seed: at most {SEED_MAX - self.n + 1} with n={self.n}")
         return self
 
-    def refused_field(self) -> str | None:
-        """The first field of the request that the server does not implement, if any."""
+    def refuse_unsupported(self) -> None:
+        """Refuse the first field the server does not implement, naming it."""
         for name, value in (self.model_extra or {}).items():
             if name in INFORMATIONAL_FIELDS:
                 continue
             if name in NEUTRAL_VALUES and value in NEUTRAL_VALUES[name]:
                 continue
-            return name
-        return None
-
-    def sampling_options(self) -> SamplingOptions:
-        """Sampling settings beyond temperature and top_p (defaults where not given)."""
-        return SamplingOptions(
-            presence_penalty=self.presence_penalty or 0.0,
-            frequency_penalty=self.frequency_penalty or 0.0,
-            repetition_penalty=1.0 if self.repetition_penalty is None else self.repetition_penalty,
-            top_k=self.top_k or 0,
-            min_p=self.min_p or 0.0,
-            ignore_eos=self.ignore_eos,
-            logit_bias=tuple((int(k), v) for k, v in (self.logit_bias or {}).items()),
-            stop_token_ids=tuple(self.stop_token_ids or ()),
-        )
+            reason = REFUSAL_REASONS.get(name, "not supported by this server")
+            raise RequestError(
+                f"{name}: {reason}; send the request without it "
+                "(the supported fields are listed in docs/api.md)",
+                param=name,
+                code="unsupported_field",
+            )
 
     def check_token_ids(self, vocab_size: int, model_id: str) -> None:
         """logit_bias keys and stop_token_ids must be the model's token ids."""
-        for param, ids in (
-            ("logit_bias", [int(k) for k in self.logit_bias or {}]),
-            ("stop_token_ids", self.stop_token_ids or []),
-        ):
-            outside = [token for token in ids if token >= vocab_size]
-            if outside:
-                raise RequestError(
-                    f"{param}: token id {outside[0]} is outside {model_id}'s vocabulary "
-                    f"(0 to {vocab_size - 1})",
-                    param=param,
-                )
+        bias_ids = [int(key) for key in self.logit_bias or {}]
+        check_vocabulary(bias_ids, vocab_size, model_id, param="logit_bias")
+        check_vocabulary(self.stop_token_ids or [], vocab_size, model_id, param="stop_token_ids")
 
     def check_min_tokens(self, max_tokens: int) -> None:
         """min_tokens cannot exceed the tokens the answer may have."""
@@ -219,31 +211,26 @@ class SamplingRequest(BaseModel):
             return ()
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
-    def temperature_or(self, default: float) -> float:
-        """The requested temperature, or the served model's default."""
-        return default if self.temperature is None else self.temperature
-
-    def sampling_settings(
-        self,
-        *,
-        max_tokens: int,
-        default_temperature: float,
-        choice_index: int,
-        template_stop: tuple[str, ...] = (),
-        num_logprobs: int | None = None,
+    def sampling(
+        self, *, default_temperature: float, num_logprobs: int | None = None
     ) -> SamplingSettings:
-        """Engine settings for choice `choice_index` (a seed becomes seed + index)."""
+        """How the client asked tokens to be picked (the served model's default temperature
+        where it gave none)."""
         return SamplingSettings(
-            max_tokens=max_tokens,
-            temperature=self.temperature_or(default_temperature),
+            temperature=default_temperature if self.temperature is None else self.temperature,
             top_p=1.0 if self.top_p is None else self.top_p,
-            seed=None if self.seed is None else self.seed + choice_index,
-            stop=(*template_stop, *self.stop_strings()),
+            seed=self.seed,
             num_logprobs=num_logprobs,
+            ignore_eos=self.ignore_eos,
+            presence_penalty=self.presence_penalty or 0.0,
+            frequency_penalty=self.frequency_penalty or 0.0,
+            repetition_penalty=1.0 if self.repetition_penalty is None else self.repetition_penalty,
+            top_k=self.top_k or 0,
+            min_p=self.min_p or 0.0,
+            logit_bias=tuple((int(k), v) for k, v in (self.logit_bias or {}).items()),
+            stop_token_ids=tuple(self.stop_token_ids or ()),
             min_tokens=self.min_tokens,
             structured=self.structured_output(),
-            # a model answering alone takes every setting (the base's share is all of them)
-            **self.sampling_options().for_role(Role.BASE),
         )
 
     @property
@@ -252,13 +239,13 @@ class SamplingRequest(BaseModel):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
-class ChatCompletionRequest(SamplingRequest):
+class ChatCompletionRequest(GenerationRequest):
     messages: list[ChatMessage]
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
-    wsd: WSDOptions | None = None
+    wsd: WSDExtension | None = None
 
     @field_validator("messages")
     @classmethod
@@ -287,34 +274,25 @@ class ChatCompletionRequest(SamplingRequest):
         return tuple(m.to_message() for m in self.messages)
 
     def to_wsd_request(
-        self, request_id: str, defaults: WSDConfig, default_temperature: float
+        self, request_id: str, defaults: WSDSettings, default_temperature: float
     ) -> WSDRequest:
         """The orchestrator's request: the method's settings are the server's defaults
-        overridden by the `wsd` extra field."""
-        options = self.wsd or WSDOptions()
-        params = WSDParams.from_config(
-            defaults,
-            threshold=options.threshold,
-            window=options.window,
-            draft_max_tokens=options.draft_max_tokens,
-        )
+        overridden by the `wsd` extension."""
+        extension = self.wsd or WSDExtension()
         return WSDRequest(
             request_id=request_id,
             messages=self.engine_messages(),
             max_tokens=self.requested_max_tokens(),
-            params=params,
-            temperature=self.temperature_or(default_temperature),
-            top_p=1.0 if self.top_p is None else self.top_p,
-            seed=self.seed,
+            settings=extension.settings(defaults),
+            sampling=self.sampling(
+                default_temperature=default_temperature, num_logprobs=self.num_top_logprobs
+            ),
             stop=self.stop_strings(),
-            options=self.sampling_options(),
-            min_tokens=self.min_tokens,
-            num_logprobs=self.num_top_logprobs,
-            return_scores=options.return_scores,
+            return_scores=extension.return_scores,
         )
 
 
-class CompletionRequest(SamplingRequest):
+class CompletionRequest(GenerationRequest):
     prompt: str | list[str] | list[int] | list[list[int]]
     max_tokens: int | None = Field(default=16, ge=1)
     logprobs: int | None = Field(default=None, ge=0, le=MAX_COMPLETION_LOGPROBS)
@@ -383,4 +361,4 @@ class TokenizeRequest(_Lenient):
 
 class DetokenizeRequest(_Lenient):
     model: str | None = None
-    tokens: list[Annotated[int, Field(ge=0, le=SEED_MAX)]]
+    tokens: list[Annotated[int, Field(ge=0)]]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from server.config import AppConfig
 from server.errors import OpenAIError
-from wsd_engine.config import AppConfig, PromptTemplate, Role, WSDConfig
+from wsd_engine.config import PromptTemplate, Role, WSDSettings
+from wsd_engine.engines.engine import Engine
 from wsd_engine.engines.pair import EnginePair
-from wsd_engine.engines.protocol import Engine
 from wsd_engine.orchestrator import WSDOrchestrator
 
 
@@ -39,7 +40,7 @@ class WSDModel:
 
     id: str
     orchestrator: WSDOrchestrator
-    defaults: WSDConfig
+    defaults: WSDSettings  # the method settings a request runs with unless it overrides them
     default_temperature: float = 0.0  # greedy, as in the paper
 
     @property
@@ -67,7 +68,7 @@ class ModelRegistry:
             pilot_template=config.template_for(Role.PILOT),
             base_template=config.template_for(Role.BASE),
         )
-        self.wsd = WSDModel(config.wsd.served_model_name, orchestrator, config.wsd)
+        self.wsd = WSDModel(config.wsd.served_model_name, orchestrator, config.wsd.defaults())
         self.models: dict[str, ServedModel] = {self.wsd.id: self.wsd}
         for role in (Role.PILOT, Role.BASE):
             engine = engines.by_role(role)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from wsd_engine.engines.protocol import StructuredKind, StructuredOutput
+from wsd_engine.engines.engine import StructuredKind, StructuredOutput
 
 
 class JSONSchemaSpec(BaseModel):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from wsd_engine.request import WSDInfo
+from wsd_engine.request import RunReport
+from wsd_engine.timeline import StreamTimeline
 
 
 def new_id(prefix: str) -> str:
@@ -19,6 +21,48 @@ def new_id(prefix: str) -> str:
 def now() -> int:
     """Unix seconds, as OpenAI's `created`."""
     return int(time.time())
+
+
+@dataclass(kw_only=True)
+class WSDInfo(RunReport):
+    """The `wsd` object of a response: the run's report and the stream's timings as sent,
+    put together once, when the choice ends (the metrics read it)."""
+
+    time_to_first_token_s: Annotated[
+        float | None,
+        Field(description="Request start to the first chunk of answer text being sent."),
+    ] = None
+    switch_latency_s: Annotated[
+        float | None,
+        Field(
+            description="The stream's stall at the handoff: the longer of the gaps into the "
+            "first and into the second chunk of base-model text, measured where the chunks "
+            "are sent (null: no base text)."
+        ),
+    ] = None
+    draft_lag_s: Annotated[
+        float | None,
+        Field(
+            description="Median time from the pilot producing a draft token to its text "
+            "being sent, over the draft tokens the answer kept."
+        ),
+    ] = None
+    max_stream_gap_s: Annotated[
+        float | None,
+        Field(description="Longest gap between two consecutive chunks of answer text."),
+    ] = None
+
+    @classmethod
+    def of(cls, report: RunReport, timeline: StreamTimeline) -> WSDInfo:
+        """The object for one finished choice."""
+        reported = {item.name: getattr(report, item.name) for item in fields(RunReport)}
+        return cls(
+            **reported,
+            time_to_first_token_s=timeline.time_to_first_chunk_s,
+            switch_latency_s=timeline.switch_latency_s,
+            draft_lag_s=timeline.draft_lag_p50_s,
+            max_stream_gap_s=timeline.max_gap_s,
+        )
 
 
 class Usage(BaseModel):

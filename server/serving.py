@@ -1,14 +1,19 @@
 """What chat and text completions share: choices run side by side, collected or streamed.
 
-A request is validated completely before any response starts (`choices` raises); then its
-choices run concurrently. A plain response collects them; a stream sends each piece as it
-comes, and a failure after the stream has started becomes a `data: {"error": ...}` line
-followed by `data: [DONE]`.
+A request passes its endpoint's pre-flight completely before any response starts
+(`preflight` raises); then its choices run concurrently. A plain response collects them; a
+stream sends each piece as it comes, and a failure after the stream has started becomes a
+`data: {"error": ...}` line followed by `data: [DONE]`.
+
+Each choice's timings are taken where its text leaves (`StreamTimeline`); when the choice
+ends, its `wsd` object is put together once, from the run's report and those timings, and the
+metrics read it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -22,23 +27,26 @@ from pydantic import BaseModel
 from server.choices import ChoiceEnd, ChoiceEvent, ChoicePiece
 from server.errors import to_openai_error
 from server.metrics import ChoiceTimer, WSDMetrics
-from server.protocol import REFUSAL_REASONS, SamplingRequest
-from server.registry import EngineModel, ModelRegistry
-from server.responses import TokenLogprobEntry, Usage, new_id, now
+from server.protocol import GenerationRequest
+from server.registry import ModelRegistry, ServedModel, WSDModel
+from server.responses import TokenLogprobEntry, Usage, WSDInfo, new_id, now
 from server.sse import SSE_DONE, merge, sse, sse_error, to_json
-from wsd_engine.engines.protocol import EngineRequestInvalid
+from wsd_engine.engines.engine import EngineRequestInvalid
 from wsd_engine.request import RequestError
+from wsd_engine.timeline import StreamTimeline
 
-RequestT = TypeVar("RequestT", bound=SamplingRequest)
+RequestT = TypeVar("RequestT", bound=GenerationRequest)
+ChoiceStreams = list[AsyncIterator[ChoiceEvent]]
 
 
 @dataclass(frozen=True)
 class ResponseHeader:
-    """What every chunk of one response repeats."""
+    """What every chunk of one response repeats, and the request id the engines see."""
 
     id: str
     created: int
     model: str
+    request_id: str  # the client's X-Request-Id, or ours
 
 
 @dataclass
@@ -48,6 +56,7 @@ class CompletedChoice:
     text: str
     logprobs: list[TokenLogprobEntry]
     end: ChoiceEnd
+    wsd: WSDInfo | None
 
 
 @dataclass
@@ -55,10 +64,50 @@ class _Collecting:
     text: str = ""
     logprobs: list[TokenLogprobEntry] = field(default_factory=list)
     end: ChoiceEnd | None = None
+    wsd: WSDInfo | None = None
+
+
+@dataclass
+class _ChoiceClock:
+    """One choice's stream timings and the metrics that read them."""
+
+    timeline: StreamTimeline
+    timer: ChoiceTimer
+
+    def sent(self, piece: ChoicePiece) -> None:
+        """A chunk with the piece's text has just been sent (or, unstreamed, has arrived)."""
+        if piece.text:
+            self.timeline.sent(piece.text, piece.source, time.monotonic(), piece.pilot_times)
+            self.timer.sent()
+
+    def completed(self, end: ChoiceEnd) -> WSDInfo | None:
+        """The choice's `wsd` object (WSD only), the one time it is made."""
+        return None if end.report is None else WSDInfo.of(end.report, self.timeline)
+
+
+def check_structured_output(body: GenerationRequest, model: ServedModel) -> None:
+    """A `response_format` constraint, checked before anything starts: refused for the WSD
+    model (not yet supported), compiled now by a single model's engine (vLLM checks a schema
+    only when the request reaches it, which for a stream is after the 200)."""
+    structured = body.structured_output()
+    if structured is None:
+        return
+    if isinstance(model, WSDModel):
+        raise RequestError(
+            f"response_format: {structured.kind.value} is not supported with the wsd model "
+            "yet; use the pilot or base model id for structured output",
+            param="response_format",
+            code="unsupported_value",
+        )
+    try:
+        model.engine.check_structured_output(structured)
+    except EngineRequestInvalid as exc:
+        raise RequestError(f"response_format: {exc}", param="response_format") from exc
 
 
 class OpenAIServing(ABC, Generic[RequestT]):
-    """One endpoint: subclasses say what the choices are and how they look on the wire."""
+    """One endpoint: subclasses say what the checks and choices are and how they look on
+    the wire."""
 
     id_prefix: ClassVar[str]
 
@@ -66,64 +115,37 @@ class OpenAIServing(ABC, Generic[RequestT]):
         self.registry = registry
         self.metrics = metrics
 
-    async def respond(self, body: RequestT, request: Request) -> Response:
-        """Validate, then answer with one JSON response or an event stream."""
+    async def handle(self, body: RequestT, request: Request) -> Response:
+        """Check, then answer with one JSON response or an event stream."""
         request.state.model_name = body.model
         model = self.registry.get(body.model)  # an unknown model is a 404 before anything else
         down = request.app.state.server.engine_unavailable(role.value for role in model.roles)
         if down is not None:
             raise down
-        refused = body.refused_field()
-        if refused is not None:
-            reason = REFUSAL_REASONS.get(refused, "not supported by this server")
-            raise RequestError(
-                f"{refused}: {reason}; send the request without it "
-                "(the supported fields are listed in the README)",
-                param=refused,
-                code="unsupported_field",
-            )
-        header = ResponseHeader(new_id(self.id_prefix), now(), body.model)
+        header = ResponseHeader(
+            new_id(self.id_prefix), now(), body.model, request_id=request.state.request_id
+        )
         # rendering, tokenizing and compiling a schema must not hold up the event loop
-        choices = await asyncio.to_thread(self._checked_choices, body, header.id)
+        choices = await asyncio.to_thread(self.preflight, body, model, header.request_id)
         if body.stream:
             return StreamingResponse(
                 self._stream(body, header, choices), media_type="text/event-stream"
             )
-        with self._timers(body.model, len(choices)) as timers:
-            completed = await _collect(choices, timers)
+        with self._clocks(body.model, len(choices)) as clocks:
+            completed = await _collect(choices, clocks)
         usage = _usage([choice.end for choice in completed])
-        return JSONResponse(to_json(self.response(body, header, completed, usage), ("wsd",)))
-
-    def _checked_choices(self, body: RequestT, request_id: str) -> list[AsyncIterator[ChoiceEvent]]:
-        """The choices, once the engine has accepted the output constraint: vLLM checks a
-        schema only when the request reaches it, which for a stream is after the 200."""
-        structured = body.structured_output()
-        model = self.registry.get(body.model)
-        if structured is not None and isinstance(model, EngineModel):
-            try:
-                model.engine.check_structured_output(structured)
-            except EngineRequestInvalid as exc:
-                raise RequestError(f"response_format: {exc}", param="response_format") from exc
-        return self.choices(body, request_id)
-
-    @contextmanager
-    def _timers(self, model_name: str, num_choices: int) -> Iterator[list[ChoiceTimer]]:
-        """One timer per choice; a choice that did not end counts as failed or cancelled."""
-        timers = [self.metrics.track(model_name) for _ in range(num_choices)]
-        try:
-            yield timers
-        finally:
-            for timer in timers:
-                timer.done(None)
+        response = self.collected_response(body, header, completed, usage)
+        return JSONResponse(to_json(response, ("wsd",)))
 
     @abstractmethod
-    def choices(self, body: RequestT, request_id: str) -> list[AsyncIterator[ChoiceEvent]]:
-        """One event stream per choice, in index order; raises for anything a client can get
-        wrong, before any engine work starts. Runs in a worker thread (it renders and
-        tokenizes), so it only builds the streams: they start on the event loop."""
+    def preflight(self, body: RequestT, model: ServedModel, request_id: str) -> ChoiceStreams:
+        """Every check the request gets before anything starts (refused fields, structured
+        output, token ids, context and limits), then one event stream per choice, in index
+        order. Runs in a worker thread (it renders and tokenizes), so it only builds the
+        streams: they start on the event loop. Engine request ids start with `request_id`."""
 
     @abstractmethod
-    def response(
+    def collected_response(
         self,
         body: RequestT,
         header: ResponseHeader,
@@ -133,8 +155,16 @@ class OpenAIServing(ABC, Generic[RequestT]):
         """The non-streamed response."""
 
     @abstractmethod
-    def chunks(self, body: RequestT, header: ResponseHeader, event: ChoiceEvent) -> list[BaseModel]:
-        """The stream chunks one choice event becomes."""
+    def piece_chunks(
+        self, body: RequestT, header: ResponseHeader, piece: ChoicePiece
+    ) -> list[BaseModel]:
+        """The stream chunks a piece of one choice becomes."""
+
+    @abstractmethod
+    def end_chunks(
+        self, body: RequestT, header: ResponseHeader, end: ChoiceEnd, wsd: WSDInfo | None
+    ) -> list[BaseModel]:
+        """The stream chunks the end of one choice becomes."""
 
     def opening_chunks(self, body: RequestT, header: ResponseHeader) -> list[BaseModel]:
         """Chunks sent before any choice has output."""
@@ -144,24 +174,40 @@ class OpenAIServing(ABC, Generic[RequestT]):
     def usage_chunk(self, header: ResponseHeader, usage: Usage) -> BaseModel:
         """The last chunk when the client asked for usage."""
 
+    @contextmanager
+    def _clocks(self, model_name: str, num_choices: int) -> Iterator[list[_ChoiceClock]]:
+        """One clock per choice; a choice that did not end counts as failed or cancelled."""
+        clocks = []
+        for _ in range(num_choices):
+            timeline = StreamTimeline(time.monotonic())
+            clocks.append(_ChoiceClock(timeline, self.metrics.track(model_name, timeline)))
+        try:
+            yield clocks
+        finally:
+            for clock in clocks:
+                clock.timer.done(None)
+
     async def _stream(
-        self, body: RequestT, header: ResponseHeader, choices: list[AsyncIterator[ChoiceEvent]]
+        self, body: RequestT, header: ResponseHeader, choices: ChoiceStreams
     ) -> AsyncIterator[str]:
         drop = ("wsd",) if body.include_usage else ("wsd", "usage")
         for chunk in self.opening_chunks(body, header):
             yield sse(chunk, drop)
         ends: list[ChoiceEnd] = []
-        with self._timers(body.model, len(choices)) as timers:
+        with self._clocks(body.model, len(choices)) as clocks:
             try:
                 async for event in merge(choices):
-                    timer = timers[event.index]
-                    if isinstance(event, ChoiceEnd):
-                        ends.append(event)
-                        timer.end(event)
-                    for chunk in self.chunks(body, header, event):
-                        yield sse(chunk, drop)
+                    clock = clocks[event.index]
                     if isinstance(event, ChoicePiece):
-                        timer.sent(event)  # the bytes are with the server now
+                        for chunk in self.piece_chunks(body, header, event):
+                            yield sse(chunk, drop)
+                        clock.sent(event)  # the bytes are with the server now
+                        continue
+                    wsd = clock.completed(event)
+                    for chunk in self.end_chunks(body, header, event, wsd):
+                        yield sse(chunk, drop)
+                    ends.append(event)
+                    clock.timer.end(event, wsd)
             except Exception as exc:  # the response has started: report in-band
                 error = to_openai_error(exc)
                 self.metrics.count_error(body.model, int(error.status))
@@ -173,25 +219,25 @@ class OpenAIServing(ABC, Generic[RequestT]):
         yield SSE_DONE
 
 
-async def _collect(
-    choices: list[AsyncIterator[ChoiceEvent]], timers: list[ChoiceTimer]
-) -> list[CompletedChoice]:
+async def _collect(choices: ChoiceStreams, clocks: list[_ChoiceClock]) -> list[CompletedChoice]:
     """Run the choices to their ends; each piece counts as sent when it arrives."""
     collecting = [_Collecting() for _ in choices]
     async for event in merge(choices):
         choice = collecting[event.index]
+        clock = clocks[event.index]
         choice.logprobs += event.logprobs or []
         if isinstance(event, ChoicePiece):
             choice.text += event.text
-            timers[event.index].sent(event)
+            clock.sent(event)
         else:
             choice.end = event
-            timers[event.index].end(event)
+            choice.wsd = clock.completed(event)
+            clock.timer.end(event, choice.wsd)
     completed = []
     for choice in collecting:
         if choice.end is None:
             raise RuntimeError("a choice's event stream ended without its end")
-        completed.append(CompletedChoice(choice.text, choice.logprobs, choice.end))
+        completed.append(CompletedChoice(choice.text, choice.logprobs, choice.end, choice.wsd))
     return completed
 
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from benchmarks.background import BackgroundLoop, free_port, start_server
+from server.background import BackgroundLoop, free_port, start_server
+from server.config import AppConfig, load_config
 from tests.fakes.tiny_tokenizers import tiny_base_tokenizer, tiny_pilot_tokenizer
-from wsd_engine.config import AppConfig, load_config
 from wsd_engine.weights.prepare import prepare_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from server.config import load_config
 from tests.conftest import EMBEDDED_CONFIG
 from wsd_cli import _server_overrides, build_parser
-from wsd_engine.config import load_config
 
 
 def overrides(argv, monkeypatch, key_env=None):

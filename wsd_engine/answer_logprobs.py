@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wsd_engine.config import Role
-from wsd_engine.engines.protocol import TokenLogprob
+from wsd_engine.engines.engine import TokenLogprob
 
 # Tokens of left context when decoding one token's text: enough for a byte-fallback run or a
 # multi-token character to be decoded whole.

@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wsd_engine.engines.protocol import Engine, SamplingSettings, Scores
-from wsd_engine.request import WSDParams
+from wsd_engine.engines.engine import Engine, SamplingSettings, Scores
+from wsd_engine.request import WSDRequest
 from wsd_engine.switch_rule import SwitchTracker
 
 
@@ -43,7 +43,7 @@ class DraftChecker:
 
     A cached position has no logits, so a pass must not find the position before its first
     token cached. The request's passes (and its continuation) therefore share cache blocks
-    only with each other (the request id is their cache salt): a block another request
+    only with each other (the request's cache salt): a block another request
     computed over the same tokens, e.g. an identical greedy request, would force a full
     rescoring without the cache. No pass ends exactly on a block boundary for the same reason.
     """
@@ -52,17 +52,17 @@ class DraftChecker:
         self,
         base: Engine,
         prompt_ids: Sequence[int],
-        request_id: str,
-        params: WSDParams,
+        request: WSDRequest,
         max_tokens: int,
         post: Callable[[Any], None],
     ) -> None:
         self.base = base
         self.prompt_ids = list(prompt_ids)
-        self.request_id = request_id
+        self.request_id = request.request_id
+        self.cache_salt = request.cache_salt
         self.max_tokens = max_tokens
         self.post = post
-        self._tracker = SwitchTracker(params.window, params.threshold)
+        self._tracker = SwitchTracker(request.settings.window, request.settings.threshold)
         self.greedy_next: list[int] = []  # the base's greedy token after each scored token
         self.prompt_cached = False
         self.in_flight = False
@@ -152,10 +152,9 @@ class DraftChecker:
             self.post(EngineFailed(exc))
 
     async def _prefill(self) -> PromptCached:
-        settings = SamplingSettings(max_tokens=1)
         async for _ in self.base.generate(
-            self.prompt_ids[:-1], settings, f"{self.request_id}-prefill",
-            cache_salt=self.request_id,
+            self.prompt_ids[:-1], SamplingSettings(), f"{self.request_id}-prefill",
+            max_tokens=1, cache_salt=self.cache_salt,
         ):  # fmt: skip
             pass
         return PromptCached()
@@ -163,4 +162,4 @@ class DraftChecker:
     async def _score(self, done: list[int], new: list[int]) -> Scored:
         request_id = f"{self.request_id}-score-{self.num_passes}"
         prefix = [*self.prompt_ids, *done]
-        return Scored(await self.base.score(prefix, new, request_id, cache_salt=self.request_id))
+        return Scored(await self.base.score(prefix, new, request_id, cache_salt=self.cache_salt))

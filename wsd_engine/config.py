@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENV_PREFIX = "WSD__"
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -38,11 +39,13 @@ class Role(StrEnum):
     BASE = "base"
 
 
-class _Strict(BaseModel):
+class StrictConfig(BaseModel):
+    """Unknown fields are errors (a typo must not pass as a default); values are frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictConfig):
     """One model served by one vLLM engine."""
 
     served_model_name: str = Field(
@@ -159,23 +162,31 @@ class ModelConfig(_Strict):
         return self.url is not None
 
 
-class WSDConfig(_Strict):
-    """Server-wide defaults of the Weak-to-Strong Decoding method."""
-
-    served_model_name: str = Field(default="wsd", description="Model id of the WSD pipeline.")
-    threshold: float = Field(
-        default=0.8,
+# The method's three settings, one definition each (the config's defaults and a request's
+# `wsd` extension share them).
+Threshold = Annotated[
+    float,
+    Field(
         ge=0,
         le=1,
-        description="Switch when the geometric mean of base probabilities over the window "
-        "reaches this value (the paper's gamma).",
-    )
-    window: int = Field(
-        default=6, ge=1, description="Sliding window length in base tokens (the paper's w)."
-    )
-    draft_max_tokens: int = Field(
-        default=512, ge=1, description="Most pilot tokens drafted per request (official: 512)."
-    )
+        description="Switch when the geometric mean of the base model's probabilities over the "
+        "window reaches this value (the paper's gamma).",
+    ),
+]
+Window = Annotated[
+    int, Field(ge=1, le=256, description="Sliding window length in base tokens (the paper's w).")
+]
+DraftMaxTokens = Annotated[
+    int, Field(ge=1, description="Most pilot tokens drafted per request (official code: 512).")
+]
+
+
+class WSDSettings(StrictConfig):
+    """The method's settings one request runs with."""
+
+    threshold: Threshold = 0.8
+    window: Window = 6
+    draft_max_tokens: DraftMaxTokens = 512
     continue_after_draft_end: bool = Field(
         default=True,
         description="When the pilot finishes before any window passes, let the base model "
@@ -183,65 +194,25 @@ class WSDConfig(_Strict):
     )
 
 
-class CORSConfig(_Strict):
-    """Cross-origin requests from browsers (vLLM's flag names); off while no origin is set."""
+class WSDConfig(WSDSettings):
+    """The WSD model id and the method's server-wide defaults."""
 
-    allowed_origins: tuple[str, ...] = Field(
-        default=(), description="Origins allowed to call the API ('*' for any); none: CORS off."
-    )
-    allowed_methods: tuple[str, ...] = Field(default=("*",), description="Allowed methods.")
-    allowed_headers: tuple[str, ...] = Field(default=("*",), description="Allowed headers.")
-    allow_credentials: bool = Field(default=False, description="Allow cookies and auth headers.")
+    served_model_name: str = Field(default="wsd", description="Model id of the WSD pipeline.")
 
-
-class ServerConfig(_Strict):
-    """HTTP listener, access and limits."""
-
-    host: str = Field(default="127.0.0.1", description="Address to listen on.")
-    port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on.")
-    api_keys: tuple[str, ...] = Field(
-        default=(),
-        description="Keys a client must send as 'Authorization: Bearer <key>' on /v1/*; none: "
-        "no authentication. Also --api-key and $WSD_API_KEY (comma-separated).",
-    )
-    metrics_public: bool = Field(
-        default=True, description="Serve /metrics without a key when api_keys are set."
-    )
-    docs: bool = Field(default=True, description="Serve /docs, /redoc and /openapi.json.")
-    playground: bool = Field(
-        default=True, description="Serve the playground page at / and /playground."
-    )
-    max_body_bytes: int = Field(
-        default=4 << 20, ge=1024, description="Largest request body; larger ones get 413."
-    )
-    max_concurrent_requests: int = Field(
-        default=64,
-        ge=1,
-        description="Completion requests running or queued at once; more get 429.",
-    )
-    request_timeout_s: float | None = Field(
-        default=600.0, gt=0, description="A request still running after this is aborted (504)."
-    )
-    drain_timeout_s: float = Field(
-        default=30.0, ge=0, description="On SIGTERM, how long in-flight requests may finish."
-    )
-    exit_on_engine_death: bool = Field(
-        default=True,
-        description="Exit non-zero when an engine dies, so that a supervisor restarts the server.",
-    )
-    cors: CORSConfig = Field(default_factory=CORSConfig, description="Browser access.")
+    def defaults(self) -> WSDSettings:
+        """The settings a request runs with unless it overrides them."""
+        return WSDSettings.model_validate(self.model_dump(exclude={"served_model_name"}))
 
 
-class AppConfig(_Strict):
-    """Everything one `wsd serve` needs."""
+class PipelineConfig(StrictConfig):
+    """The two models and the method: what the engines and the orchestrator need."""
 
     pilot: ModelConfig = Field(description="The small aligned model that drafts the beginning.")
     base: ModelConfig = Field(description="The large base model that scores and continues.")
     wsd: WSDConfig = Field(default_factory=WSDConfig, description="Method defaults.")
-    server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP listener.")
 
     @model_validator(mode="after")
-    def _distinct_ids(self) -> AppConfig:
+    def _distinct_ids(self) -> PipelineConfig:
         ids = [self.wsd.served_model_name, self.pilot.served_model_name]
         ids.append(self.base.served_model_name)
         if len(set(ids)) != len(ids):
@@ -277,8 +248,8 @@ def _apply_env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[
     return data
 
 
-def load_config(path: str | Path, environ: dict[str, str] | None = None) -> AppConfig:
-    """Load a YAML config file, apply environment overrides and validate."""
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML config file holds."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -288,12 +259,20 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> AppC
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def validated(
+    model: type[ConfigT], data: dict[str, Any], source: str, environ: dict[str, str] | None = None
+) -> ConfigT:
+    """`data` with the environment's `WSD__SECTION__FIELD` overrides, validated as `model`;
+    a problem raises ConfigError naming `source` and the parameter."""
     data = _apply_env_overrides(data, dict(os.environ if environ is None else environ))
     try:
-        return AppConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
             for err in exc.errors()
         )
-        raise ConfigError(f"{path}: {problems}") from exc
+        raise ConfigError(f"{source}: {problems}") from exc

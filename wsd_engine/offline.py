@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wsd_engine.config import Role
-from wsd_engine.engines.protocol import FinishReason, SamplingSettings
+from wsd_engine.engines.engine import FinishReason
 from wsd_engine.orchestrator import PreparedWSD, WSDOrchestrator
-from wsd_engine.stop_strings import StopStringFilter
+from wsd_engine.sampling import continuation_sampling, draft_sampling
+from wsd_engine.stop_strings import StopStringFilter, until_stop
 from wsd_engine.switch_rule import SwitchReason, find_accept_index, plan_continuation
 
 
@@ -32,17 +32,11 @@ async def run_offline(orchestrator: WSDOrchestrator, prepared: PreparedWSD) -> O
     rid = request.request_id
 
     # 1. Draft: the pilot writes up to draft_max_tokens.
-    draft_settings = SamplingSettings(
-        max_tokens=min(
-            request.params.draft_max_tokens, pilot.max_model_len - len(pilot_prompt.token_ids)
-        ),
-        temperature=request.temperature,
-        top_p=request.top_p,
-        seed=request.engine_seed(Role.PILOT),
-        **request.options.for_role(Role.PILOT),
-    )
     draft_text, num_pilot_tokens, pilot_finish = "", 0, None
-    async for delta in pilot.generate(pilot_prompt.token_ids, draft_settings, f"{rid}-draft"):
+    async for delta in pilot.generate(
+        pilot_prompt.token_ids, draft_sampling(request), f"{rid}-draft",
+        max_tokens=prepared.draft_max_tokens,
+    ):  # fmt: skip
         draft_text += delta.text
         num_pilot_tokens += len(delta.token_ids)
         pilot_finish = delta.finish_reason
@@ -52,7 +46,8 @@ async def run_offline(orchestrator: WSDOrchestrator, prepared: PreparedWSD) -> O
     draft_ids = list(base.tokenizer.encode(draft_text, add_special_tokens=False))
     scored_ids = draft_ids[:max_tokens]
     logprobs = (await base.score(base_prompt.token_ids, scored_ids, f"{rid}-score")).logprobs
-    accept_index = find_accept_index(logprobs, request.params.window, request.params.threshold)
+    settings = request.settings
+    accept_index = find_accept_index(logprobs, settings.window, settings.threshold)
 
     # 3. Continue: the base model writes the rest after the accepted prefix.
     plan = plan_continuation(
@@ -60,29 +55,26 @@ async def run_offline(orchestrator: WSDOrchestrator, prepared: PreparedWSD) -> O
         accept_index=accept_index,
         pilot_finish=pilot_finish,
         max_tokens=max_tokens,
-        continue_after_draft_end=request.params.continue_after_draft_end,
-        min_tokens=request.min_tokens,
+        continue_after_draft_end=settings.continue_after_draft_end,
+        min_tokens=request.sampling.min_tokens,
     )
     kept_ids = draft_ids[: plan.num_kept]
     text = base.tokenizer.decode(kept_ids, skip_special_tokens=True)
     finish = FinishReason.LENGTH if plan.num_kept >= max_tokens else FinishReason.STOP
+    stop = (*base_prompt.stop, *request.stop)
     if plan.base_budget:
-        settings = SamplingSettings(
+        continuation = base.generate(
+            [*base_prompt.token_ids, *kept_ids],
+            continuation_sampling(request, plan.num_kept),
+            f"{rid}-continue",
             max_tokens=plan.base_budget,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            seed=request.engine_seed(Role.BASE),
-            stop=(*base_prompt.stop, *request.stop),
-            min_tokens=max(0, request.min_tokens - plan.num_kept),
-            **request.options.for_role(Role.BASE),
         )
-        prompt = [*base_prompt.token_ids, *kept_ids]
-        async for delta in base.generate(prompt, settings, f"{rid}-continue"):
+        async for delta in until_stop(continuation, stop):
             text += delta.text
             finish = delta.finish_reason or finish
 
     # The official code cuts the whole text at the first stop string, draft part included.
-    stops = StopStringFilter((*base_prompt.stop, *request.stop))
+    stops = StopStringFilter(stop)
     stops.push(text)
     if stops.is_stopped:
         finish = FinishReason.STOP

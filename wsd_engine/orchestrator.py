@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 from wsd_engine.config import PromptTemplate
-from wsd_engine.engines.protocol import Engine
+from wsd_engine.engines.engine import Engine
 from wsd_engine.request import TextDelta, WSDOutcome, WSDRequest, completion_budget
 from wsd_engine.run import WSDRun
 from wsd_engine.templates import RenderedPrompt, render_prompt
@@ -23,11 +23,12 @@ class PreparedWSD:
     request: WSDRequest
     pilot_prompt: RenderedPrompt
     base_prompt: RenderedPrompt
-    max_tokens: int  # in base tokens
+    max_tokens: int  # the answer's budget, in base tokens
+    draft_max_tokens: int  # the draft's budget, in pilot tokens (what the pilot's context allows)
 
-    def for_choice(self, index: int) -> PreparedWSD:
-        """The same prompts for choice `index` of `n` (its own request id and seed)."""
-        return replace(self, request=self.request.for_choice(index))
+    def for_choice(self, index: int, num_choices: int) -> PreparedWSD:
+        """The same prompts for choice `index` of `num_choices` (its own ids and seed)."""
+        return replace(self, request=self.request.for_choice(index, num_choices))
 
 
 class WSDOrchestrator:
@@ -59,7 +60,9 @@ class WSDOrchestrator:
             completion_budget(len(prompt.token_ids), request.max_tokens, engine.max_model_len)
             for engine, prompt in ((self.pilot, pilot_prompt), (self.base, base_prompt))
         )
-        return PreparedWSD(request, pilot_prompt, base_prompt, max_tokens)
+        pilot_room = self.pilot.max_model_len - len(pilot_prompt.token_ids)
+        draft_max_tokens = min(request.settings.draft_max_tokens, pilot_room)
+        return PreparedWSD(request, pilot_prompt, base_prompt, max_tokens, draft_max_tokens)
 
     async def run(self, prepared: PreparedWSD) -> AsyncIterator[TextDelta | WSDOutcome]:
         """Yield the answer as it becomes final, then one WSDOutcome.

@@ -1,16 +1,18 @@
-"""A WSD request, its context budget, and what it produces (the answer and its `wsd` info)."""
+"""A WSD request, the checks every request passes (context budget, vocabulary), and what a
+run produces (the answer and its report)."""
 
 from __future__ import annotations
 
-import hashlib
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
 from wsd_engine.answer_logprobs import AnswerLogprob, ScoredToken
-from wsd_engine.config import Role, WSDConfig
-from wsd_engine.engines.protocol import FinishReason
+from wsd_engine.config import Role, WSDSettings
+from wsd_engine.engines.engine import FinishReason, SamplingSettings
 from wsd_engine.switch_rule import SwitchReason
 from wsd_engine.templates import Message
 
@@ -55,102 +57,52 @@ def completion_budget(
     return requested
 
 
-@dataclass(frozen=True)
-class WSDParams:
-    """Method settings for one request (server defaults unless the request overrides them)."""
-
-    threshold: float = 0.8
-    window: int = 6
-    draft_max_tokens: int = 512
-    continue_after_draft_end: bool = True
-
-    @classmethod
-    def from_config(
-        cls,
-        config: WSDConfig,
-        *,
-        threshold: float | None = None,
-        window: int | None = None,
-        draft_max_tokens: int | None = None,
-    ) -> WSDParams:
-        """Server defaults with per-request overrides (None keeps the default)."""
-        return cls(
-            threshold=config.threshold if threshold is None else threshold,
-            window=config.window if window is None else window,
-            draft_max_tokens=(
-                config.draft_max_tokens if draft_max_tokens is None else draft_max_tokens
-            ),
-            continue_after_draft_end=config.continue_after_draft_end,
+def check_vocabulary(token_ids: Iterable[int], vocab_size: int, model_id: str, param: str) -> None:
+    """Token ids a request names must be the model's: a RequestError names the first one
+    outside its vocabulary."""
+    outside = next((token for token in token_ids if not 0 <= token < vocab_size), None)
+    if outside is not None:
+        raise RequestError(
+            f"{param}: token id {outside} is outside {model_id}'s vocabulary "
+            f"(0 to {vocab_size - 1})",
+            param=param,
         )
-
-
-@dataclass(frozen=True)
-class SamplingOptions:
-    """Sampling settings beyond temperature and top_p, and which WSD engine takes each: the
-    ones that shape a distribution go to both engines, the ones naming token ids (base ids,
-    as `usage` counts) to the base model only."""
-
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    repetition_penalty: float = 1.0
-    top_k: int = 0
-    min_p: float = 0.0
-    ignore_eos: bool = False
-    logit_bias: tuple[tuple[int, float], ...] = ()
-    stop_token_ids: tuple[int, ...] = ()
-
-    def for_role(self, role: Role) -> dict[str, Any]:
-        """SamplingSettings fields for the engine playing `role`."""
-        settings: dict[str, Any] = {
-            "presence_penalty": self.presence_penalty,
-            "frequency_penalty": self.frequency_penalty,
-            "repetition_penalty": self.repetition_penalty,
-            "top_k": self.top_k,
-            "min_p": self.min_p,
-            "ignore_eos": self.ignore_eos,
-        }
-        if role is Role.BASE:
-            settings["logit_bias"] = self.logit_bias
-            settings["stop_token_ids"] = self.stop_token_ids
-        return settings
 
 
 @dataclass(frozen=True)
 class WSDRequest:
     """One chat completion to answer with Weak-to-Strong Decoding."""
 
-    request_id: str
+    request_id: str  # engine request ids start with it (`<id>-pilot`, `<id>-score-3`, ...)
     messages: tuple[Message, ...]
     max_tokens: int | None = None  # None: the rest of the context
-    params: WSDParams = field(default_factory=WSDParams)
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    options: SamplingOptions = field(default_factory=SamplingOptions)
-    min_tokens: int = 0  # answer tokens before the base model may end the answer
-    num_logprobs: int | None = None  # alternatives per token when logprobs are asked for
+    settings: WSDSettings = field(default_factory=WSDSettings)
+    # how the client asked tokens to be picked; `sampling.py` derives each engine's share
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    stop: tuple[str, ...] = ()  # matched on the whole answer, across the pilot-to-base seam
     return_scores: bool = False  # add the base model's scores of the draft to `wsd`
+    # the request's scoring passes and continuation share prefix-cache blocks with each other
+    # only (docs/method.md); unique even when clients reuse request ids
+    cache_salt: str = field(default_factory=lambda: uuid.uuid4().hex)
 
-    def engine_seed(self, role: Role) -> int | None:
-        """A seed of its own for each engine, derived from the request's seed."""
-        if self.seed is None:
-            return None
-        digest = hashlib.sha256(f"{self.seed}:{role.value}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") >> 1
-
-    def for_choice(self, index: int) -> WSDRequest:
-        """The request for choice `index` of `n`: its own id and, when seeded, its own seed."""
-        seed = None if self.seed is None else self.seed + index
-        return replace(self, request_id=f"{self.request_id}-{index}", seed=seed)
+    def for_choice(self, index: int, num_choices: int) -> WSDRequest:
+        """The request for choice `index` of `num_choices`: its own ids and, when seeded, its
+        own seed."""
+        if num_choices == 1:
+            return self
+        return replace(
+            self,
+            request_id=f"{self.request_id}-{index}",
+            sampling=self.sampling.for_choice(index),
+            cache_salt=f"{self.cache_salt}-{index}",
+        )
 
 
 @dataclass(kw_only=True)
-class WSDInfo:
-    """Where and when an answer switched from the pilot's draft to the base model.
-
-    The response's `wsd` object is this dataclass, field for field.
-    """
+class RunReport:
+    """What one WSD run says about itself: where the answer switched from the pilot's draft
+    to the base model, and when. With the stream's timings as sent it makes the response's
+    `wsd` object (`server/responses.py`, `WSDInfo`)."""
 
     accept_index: Annotated[
         int | None,
@@ -174,19 +126,8 @@ class WSDInfo:
         int, Field(description="Answer tokens taken from the draft (base tokens).")
     ] = 0
     prefix_chars: Annotated[int, Field(description="Answer characters written by the pilot.")] = 0
-    time_to_first_token_s: Annotated[
-        float | None, Field(description="Request start to the first answer text.")
-    ] = None
     time_to_switch_s: Annotated[
         float | None, Field(description="Request start to the switch decision.")
-    ] = None
-    switch_latency_s: Annotated[
-        float | None,
-        Field(
-            description="The stream's stall at the handoff: the longer of the gaps into the "
-            "first and into the second chunk of base-model text, measured where the chunks "
-            "are sent (null: no base text)."
-        ),
     ] = None
     decision_lag_s: Annotated[
         float | None,
@@ -198,17 +139,6 @@ class WSDInfo:
     handoff_s: Annotated[
         float | None,
         Field(description="Switch decision to the first base-model token being available."),
-    ] = None
-    draft_lag_s: Annotated[
-        float | None,
-        Field(
-            description="Median time from the pilot producing a draft token to its text "
-            "being sent, over the draft tokens the answer kept."
-        ),
-    ] = None
-    max_stream_gap_s: Annotated[
-        float | None,
-        Field(description="Longest gap between two consecutive chunks of answer text."),
     ] = None
     threshold: Annotated[float, Field(description="The threshold the request ran with.")]
     window: Annotated[int, Field(description="The window the request ran with.")]
@@ -229,7 +159,7 @@ class WSDInfo:
     ] = None
 
 
-# WSDInfo fields left out of a response when null (they only appear when asked for).
+# `wsd` fields left out of a response when null (they only appear when asked for).
 WSD_OPT_IN_FIELDS = ("logprobs_source", "scored_tokens")
 
 
@@ -251,15 +181,15 @@ class WSDOutcome:
     num_prompt_tokens: int
     num_completion_tokens: int
     num_pilot_prompt_tokens: int
-    wsd: WSDInfo
+    report: RunReport
     logprobs: list[AnswerLogprob] | None = None  # when the request asks for them
 
     def tokens_by_role(self) -> dict[Role, tuple[int, int]]:
         """(prompt, generated) tokens each engine handled for the answer."""
         return {
-            Role.PILOT: (self.num_pilot_prompt_tokens, self.wsd.pilot_tokens),
+            Role.PILOT: (self.num_pilot_prompt_tokens, self.report.pilot_tokens),
             Role.BASE: (
                 self.num_prompt_tokens,
-                max(0, self.num_completion_tokens - self.wsd.prefix_tokens),
+                max(0, self.num_completion_tokens - self.report.prefix_tokens),
             ),
         }

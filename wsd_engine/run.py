@@ -24,16 +24,11 @@ from wsd_engine.answer_logprobs import answer_logprobs, scored_tokens
 from wsd_engine.cancellation import cancel_and_wait, cancel_once
 from wsd_engine.checking import DraftChecker, EngineFailed, PromptCached, Scored
 from wsd_engine.config import Role
-from wsd_engine.engines.protocol import (
-    Engine,
-    FinishReason,
-    GenerationDelta,
-    SamplingSettings,
-    TokenLogprob,
-)
-from wsd_engine.request import TextDelta, WSDInfo, WSDOutcome
+from wsd_engine.engines.engine import Engine, FinishReason, GenerationDelta, TokenLogprob
+from wsd_engine.request import RunReport, TextDelta, WSDOutcome
+from wsd_engine.sampling import continuation_sampling, draft_sampling
 from wsd_engine.switch_rule import ContinuationPlan, SwitchReason, plan_continuation
-from wsd_engine.timeline import PilotProgress, StreamTimeline
+from wsd_engine.timeline import PilotProgress
 from wsd_engine.tokenization import DraftTokenizer
 
 if TYPE_CHECKING:
@@ -51,47 +46,45 @@ _Event = _PilotDelta | Scored | PromptCached | EngineFailed
 
 
 class WSDRun:
-    """One request in flight: the draft, its checks, the answer, the timings."""
+    """One request in flight: the draft, its checks, the answer, and its report."""
 
     def __init__(self, pilot: Engine, base: Engine, prepared: PreparedWSD) -> None:
         self.pilot = pilot
         self.base = base
         self.prepared = prepared
         self.request = request = prepared.request
-        params = request.params
+        settings = request.settings
         self.draft = DraftTokenizer(base.tokenizer)
         self.answer = AnswerStream(
             self.draft,
             base.tokenizer,
-            params.window,
+            settings.window,
             prepared.max_tokens,
             stop=(*prepared.base_prompt.stop, *request.stop),
         )
         self.events: asyncio.Queue[_Event] = asyncio.Queue()
         self.checker = DraftChecker(
-            base, prepared.base_prompt.token_ids, request.request_id, params,
-            prepared.max_tokens, post=self.events.put_nowait,
+            base, prepared.base_prompt.token_ids, request, prepared.max_tokens,
+            post=self.events.put_nowait,
         )  # fmt: skip
-        self.info = WSDInfo(threshold=params.threshold, window=params.window)
+        self.report = RunReport(threshold=settings.threshold, window=settings.window)
         self.pilot_task: asyncio.Task[None] | None = None
         self.pilot_finish: FinishReason | None = None
         self.base_finish: FinishReason | None = None
         self.pilot_progress = PilotProgress()
         self.started = time.monotonic()
         self.decided_at: float | None = None
-        self.timeline = StreamTimeline(self.started)
         self.finish = FinishReason.LENGTH
         self.base_started = False
         self.pilot_logprobs: list[TokenLogprob] = []  # when the request asks for logprobs
         self.base_logprobs: list[TokenLogprob] = []
 
     async def execute(self) -> AsyncIterator[TextDelta | WSDOutcome]:
-        """The answer's text as it is sent (timed here), then the outcome."""
+        """The answer's text as it becomes final, then the outcome."""
         async for delta in self._answer():
-            self.timeline.sent(delta.text, delta.source, time.monotonic(), delta.pilot_times)
             yield delta
         outcome = self._outcome()
-        if self.request.num_logprobs is not None or self.request.return_scores:
+        if self.request.sampling.num_logprobs is not None or self.request.return_scores:
             # decoding every token's text is CPU work: off the event loop
             await asyncio.to_thread(self._add_token_views, outcome)
         yield outcome
@@ -149,13 +142,13 @@ class WSDRun:
             self.checker.absorb(event)
             return
         delta = event.delta
-        self.info.pilot_tokens += len(delta.token_ids)
+        self.report.pilot_tokens += len(delta.token_ids)
         self.pilot_logprobs += delta.logprobs or []
         self.draft.append(delta.text)
         if delta.is_finished:
             self.pilot_finish = delta.finish_reason
             self.draft.finish()
-        self.pilot_progress.add(self.info.pilot_tokens, len(self.draft.text), time.monotonic())
+        self.pilot_progress.add(self.report.pilot_tokens, len(self.draft.text), time.monotonic())
         if not self.draft.is_final and len(self.draft.stable_ids) >= self.prepared.max_tokens:
             # The answer's max_tokens tokens are all drafted (stable tokens never change):
             # whatever the switch, no later pilot token can reach the answer.
@@ -172,18 +165,18 @@ class WSDRun:
     def _switch(self) -> ContinuationPlan:
         """The handoff: stop drafting and checking, decide what the base model writes."""
         self.decided_at = time.monotonic()
-        self.info.time_to_switch_s = self.decided_at - self.started
+        self.report.time_to_switch_s = self.decided_at - self.started
         self._stop_background()
         plan = plan_continuation(
             num_draft_tokens=len(self.draft.stable_ids),
             accept_index=self.checker.accept_index,
             pilot_finish=self.pilot_finish,
             max_tokens=self.prepared.max_tokens,
-            continue_after_draft_end=self.request.params.continue_after_draft_end,
-            min_tokens=self.request.min_tokens,
+            continue_after_draft_end=self.request.settings.continue_after_draft_end,
+            min_tokens=self.request.sampling.min_tokens,
         )
-        self.info.reason = plan.reason
-        self.info.accept_index = plan.accept_index
+        self.report.reason = plan.reason
+        self.report.accept_index = plan.accept_index
         logger.debug(
             "%s: switch at %s (%s), base budget %d",
             self.request.request_id, plan.accept_index, plan.reason, plan.base_budget,
@@ -197,7 +190,7 @@ class WSDRun:
             return
         produced = self.pilot_progress.produced_at(len(self.answer.kept_draft_text))
         if produced is not None:
-            self.info.decision_lag_s = max(0.0, self.decided_at - produced)
+            self.report.decision_lag_s = max(0.0, self.decided_at - produced)
 
     # -- phase 4: continue -------------------------------------------------------------------
 
@@ -212,34 +205,22 @@ class WSDRun:
             # The scoring pass that decided the switch already computed the base's greedy
             # token after t_a: stream it now, the engine continues after it.
             token_id, text = first
-            self.info.handoff_s = time.monotonic() - switch_decided
+            self.report.handoff_s = time.monotonic() - switch_decided
             yield self.answer.add_base(text, 1)
             prompt.append(token_id)
             budget -= 1
             if budget == 0 or self.answer.is_stopped:
                 return
-        settings = SamplingSettings(
-            max_tokens=budget,
-            temperature=self.request.temperature,
-            top_p=self.request.top_p,
-            seed=self.request.engine_seed(Role.BASE),
-            num_logprobs=self.request.num_logprobs,
-            # the answer has min_tokens tokens before the base may end it
-            min_tokens=max(0, self.request.min_tokens - self.answer.num_tokens),
-            # no stop strings for the engine: with them vLLM holds back the last (longest stop
-            # string - 1) characters of its output, which delays every base chunk by a few
-            # tokens; the answer's own filter holds back only text that may begin one, and
-            # closing the stream at a stop string aborts the engine request
-            **self.request.options.for_role(Role.BASE),
-        )
+        # the answer's own stop filter ends the stream at a stop string (the engine aborts)
+        sampling = continuation_sampling(self.request, self.answer.num_tokens)
         stream = self.base.generate(
-            prompt, settings, f"{self.request.request_id}-base",
-            cache_salt=self.request.request_id,  # the blocks its scoring passes computed
+            prompt, sampling, f"{self.request.request_id}-base", max_tokens=budget,
+            cache_salt=self.request.cache_salt,  # the blocks its scoring passes computed
         )  # fmt: skip
         try:
             async for delta in stream:
-                if self.info.handoff_s is None and delta.token_ids:
-                    self.info.handoff_s = time.monotonic() - switch_decided
+                if self.report.handoff_s is None and delta.token_ids:
+                    self.report.handoff_s = time.monotonic() - switch_decided
                 self.base_finish = delta.finish_reason
                 self.base_logprobs += delta.logprobs or []
                 yield self.answer.add_base(delta.text, len(delta.token_ids))
@@ -253,16 +234,15 @@ class WSDRun:
         at temperature 0 with nothing that moves the logits (the scoring pass's top-1 is then
         the greedy choice), and only for an ordinary token (end-of-text, other special tokens
         and stop token ids are left to the engine)."""
-        options = self.request.options
-        base_settings = SamplingSettings(max_tokens=1, **options.for_role(Role.BASE))
-        if self.request.temperature != 0 or base_settings.changes_logits:
+        sampling = continuation_sampling(self.request, self.answer.num_tokens)
+        if sampling.temperature != 0 or sampling.changes_logits:
             return None  # penalties and biases move the base's choice off the raw top-1
-        if self.request.num_logprobs is not None:
+        if sampling.num_logprobs is not None:
             return None  # its logprobs come from the engine
         token_id = self.checker.greedy_after(self.answer.num_draft_tokens)
         if token_id is None or token_id in self.base.tokenizer.all_special_ids:
             return None
-        if token_id in options.stop_token_ids:
+        if token_id in sampling.stop_token_ids:
             return None
         text = self.answer.text_after_draft(token_id)
         return None if text is None else (token_id, text)
@@ -270,23 +250,17 @@ class WSDRun:
     # -- the end -------------------------------------------------------------------------------
 
     def _text(self, piece: str, source: Role) -> TextDelta:
-        if self.info.time_to_first_token_s is None:
-            self.info.time_to_first_token_s = time.monotonic() - self.started
         # draft lag: the pilot tokens whose text the answer now holds in full
         sent = () if self.base_started else self.pilot_progress.newly_sent(len(self.answer.text))
         return TextDelta(piece, source, sent)
 
     def _outcome(self) -> WSDOutcome:
-        info = self.info
-        timeline = self.timeline
-        info.switch_latency_s = timeline.switch_latency_s
-        info.draft_lag_s = timeline.draft_lag_p50_s
-        info.max_stream_gap_s = timeline.max_gap_s
-        info.draft_tokens = len(self.draft.stable_ids)
-        info.prefix_tokens = self.answer.num_draft_tokens
-        info.prefix_chars = self.answer.prefix_chars
+        report = self.report
+        report.draft_tokens = len(self.draft.stable_ids)
+        report.prefix_tokens = self.answer.num_draft_tokens
+        report.prefix_chars = self.answer.prefix_chars
         # pilot tokens drafted beyond the text the answer kept
-        info.pilot_tokens_wasted = self.pilot_progress.tokens_beyond(
+        report.pilot_tokens_wasted = self.pilot_progress.tokens_beyond(
             len(self.answer.kept_draft_text)
         )
         return WSDOutcome(
@@ -295,46 +269,39 @@ class WSDRun:
             num_prompt_tokens=len(self.prepared.base_prompt.token_ids),
             num_completion_tokens=self.answer.num_tokens,
             num_pilot_prompt_tokens=len(self.prepared.pilot_prompt.token_ids),
-            wsd=info,
+            report=report,
         )
 
     def _add_token_views(self, outcome: WSDOutcome) -> None:
         """The per-token views the request asked for: logprobs of the model that wrote each
         token, and the base model's scores of the draft up to the switch."""
-        if self.request.num_logprobs is not None:
+        if self.request.sampling.num_logprobs is not None:
             outcome.logprobs = answer_logprobs(
                 (self.pilot.tokenizer, self.base.tokenizer),
                 outcome.text,
-                self.info.prefix_chars,
+                self.report.prefix_chars,
                 self.draft.stable_ids[: self.answer.num_draft_tokens],
                 (self.pilot_logprobs, self.base_logprobs),
             )
-            self.info.logprobs_source = [entry.source for entry in outcome.logprobs]
+            self.report.logprobs_source = [entry.source for entry in outcome.logprobs]
         if self.request.return_scores:
             logprobs = self.checker.scored_logprobs
             if self.checker.accept_index is not None:
                 logprobs = logprobs[: self.checker.accept_index + 1]
-            self.info.scored_tokens = scored_tokens(
-                self.base.tokenizer, self.draft.stable_ids, logprobs, self.request.params.window
+            self.report.scored_tokens = scored_tokens(
+                self.base.tokenizer, self.draft.stable_ids, logprobs, self.request.settings.window
             )
 
     # -- background work ---------------------------------------------------------------------
 
     async def _read_pilot(self) -> None:
-        pilot_room = self.pilot.max_model_len - len(self.prepared.pilot_prompt.token_ids)
-        settings = SamplingSettings(
-            max_tokens=min(self.request.params.draft_max_tokens, pilot_room),
-            temperature=self.request.temperature,
-            top_p=self.request.top_p,
-            seed=self.request.engine_seed(Role.PILOT),
-            num_logprobs=self.request.num_logprobs,
-            **self.request.options.for_role(Role.PILOT),
-        )
         prompt = self.prepared.pilot_prompt.token_ids
+        stream = self.pilot.generate(
+            prompt, draft_sampling(self.request), f"{self.request.request_id}-pilot",
+            max_tokens=self.prepared.draft_max_tokens,
+        )  # fmt: skip
         try:
-            async for delta in self.pilot.generate(
-                prompt, settings, f"{self.request.request_id}-pilot"
-            ):
+            async for delta in stream:
                 self.events.put_nowait(_PilotDelta(delta))
         except asyncio.CancelledError:
             raise

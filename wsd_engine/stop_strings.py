@@ -1,8 +1,14 @@
-"""Stop strings over a streamed answer, across the pilot-to-base seam."""
+"""Stop strings, matched on the text by us, never by an engine: across the pilot-to-base seam
+of a WSD answer, and on a single model's stream, whose chunks then carry whole tokens' text
+(vLLM, given stop strings, holds back the last characters of every chunk that might begin one).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
+
+from wsd_engine.engines.engine import FinishReason, GenerationDelta
 
 
 class StopStringFilter:
@@ -65,3 +71,26 @@ class StopStringFilter:
         piece = self._text[self._sent : end]
         self._sent = end
         return piece
+
+
+async def until_stop(
+    deltas: AsyncIterator[GenerationDelta], stop: Iterable[str]
+) -> AsyncIterator[GenerationDelta]:
+    """An engine's deltas with the text that may be sent: held back only while it may begin a
+    stop string, cut at the first one. The delta with the stop string is the last (finish
+    reason stop), and closing the engine's stream aborts its request."""
+    stops = StopStringFilter(stop)
+    try:
+        async for delta in deltas:
+            if not stops.stop:
+                yield delta
+                continue
+            text = stops.push(delta.text)
+            if stops.is_stopped:
+                yield replace(delta, text=text, finish_reason=FinishReason.STOP)
+                return
+            if delta.finish_reason is not None:
+                text += stops.flush()
+            yield replace(delta, text=text)
+    finally:
+        await deltas.aclose()  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from wsd_engine.engines.protocol import FinishReason
+from wsd_engine.engines.engine import FinishReason
 
 
 class SwitchReason(StrEnum):

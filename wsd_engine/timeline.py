@@ -1,7 +1,7 @@
 """When a reader gets each piece of one answer: the stream's gaps, the handoff, the draft's lag.
 
-Fed with the moment each piece of text is sent, where it is sent: the server's stream writer
-for streamed requests, the orchestrator for the others (docs/metrics.md has the definitions).
+Fed by the server with the moment each piece of text is sent, where it is sent (for a
+non-streamed response, when the piece arrives); docs/metrics.md has the definitions.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ class StreamTimeline:
     """The timings of one answer's content chunks, as sent."""
 
     started: float
+    first_sent: float | None = None
     last_sent: float | None = None
+    last_gap_s: float | None = None  # between the last two content chunks
     max_gap_s: float | None = None  # longest gap between two consecutive content chunks
     base_gaps: list[float] = field(default_factory=list)  # into the first base chunks
     base_pace: list[float] = field(default_factory=list)  # between later base chunks
@@ -35,7 +37,10 @@ class StreamTimeline:
         if not text:
             return
         gap = at - (self.started if self.last_sent is None else self.last_sent)
-        if self.last_sent is not None:
+        if self.last_sent is None:
+            self.first_sent = at
+        else:
+            self.last_gap_s = gap
             self.max_gap_s = gap if self.max_gap_s is None else max(self.max_gap_s, gap)
         if source is Role.BASE:
             if len(self.base_gaps) < _SWITCH_CHUNKS:
@@ -44,6 +49,11 @@ class StreamTimeline:
                 self.base_pace.append(gap)
         self.draft_lags.extend(at - produced for produced in pilot_times)
         self.last_sent = at
+
+    @property
+    def time_to_first_chunk_s(self) -> float | None:
+        """From the start to the first content chunk."""
+        return None if self.first_sent is None else self.first_sent - self.started
 
     @property
     def switch_latency_s(self) -> float | None:

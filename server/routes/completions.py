@@ -38,7 +38,7 @@ async def create_chat_completion(
     body: ChatCompletionRequest, request: Request, chat: ChatDep
 ) -> Response:
     """Chat completion with the WSD model, the pilot or the base model."""
-    return await chat.respond(body, request)
+    return await chat.handle(body, request)
 
 
 @router.post("/v1/completions", response_model=Completion, responses=RESPONSES)
@@ -47,4 +47,4 @@ async def create_completion(
     body: CompletionRequest, request: Request, completions: CompletionsDep
 ) -> Response:
     """Text completion of raw prompts by the pilot or the base model."""
-    return await completions.respond(body, request)
+    return await completions.handle(body, request)

@@ -11,7 +11,7 @@ from server.deps import RegistryDep
 from server.protocol import DetokenizeRequest, TokenizeRequest
 from server.responses import DetokenizeResponse, TokenizeResponse
 from server.routes.completions import RESPONSES
-from wsd_engine.request import RequestError
+from wsd_engine.request import RequestError, check_vocabulary
 from wsd_engine.templates import render_prompt
 
 router = APIRouter()
@@ -50,11 +50,5 @@ async def detokenize(body: DetokenizeRequest, registry: RegistryDep) -> Detokeni
     """The text of token ids (special tokens included, as vLLM does)."""
     model = registry.tokenizing_model(body.model)
     tokenizer = model.engine.tokenizer
-    outside = [token for token in body.tokens if token >= len(tokenizer)]
-    if outside:
-        raise RequestError(
-            f"tokens: token id {outside[0]} is outside {model.id}'s vocabulary "
-            f"(0 to {len(tokenizer) - 1})",
-            "tokens",
-        )
+    check_vocabulary(body.tokens, len(tokenizer), model.id, param="tokens")
     return DetokenizeResponse(prompt=await asyncio.to_thread(tokenizer.decode, body.tokens))

@@ -19,7 +19,8 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from wsd_engine.config import AppConfig, Role, load_config
+from server.config import AppConfig, load_config
+from wsd_engine.config import Role
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DOCKER = ROOT / "docker"

@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from server.config import load_config
 from tests.deployment.files import (
     CONFIGS,
     DOCKER,
@@ -31,7 +32,7 @@ from tests.deployment.files import (
     services_where,
     url_host_port,
 )
-from wsd_engine.config import Role, load_config
+from wsd_engine.config import Role
 
 # --------------------------------------------------------------------------------------------
 # Kubernetes: schema

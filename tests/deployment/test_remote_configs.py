@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from server.config import load_config
 from tests.deployment.files import CONFIGS, url_host_port
-from wsd_engine.config import Role, load_config
+from wsd_engine.config import Role
 
 # --------------------------------------------------------------------------------------------
 # the remote configs

@@ -1,9 +1,8 @@
 """Scripted engines: the engine protocol without a model, for fast tests of everything above.
 
 A scripted engine writes a fixed text, token by token (with a real or tiny tokenizer), and
-scores a draft with a probability per draft position. It applies stop strings and returns
-logprobs as vLLM does, refuses what vLLM refuses, keeps count of its running requests, and can
-be told to fail.
+scores a draft with a probability per draft position. It returns logprobs as vLLM does, refuses
+what vLLM refuses, keeps count of its running requests, and can be told to fail.
 """
 
 from __future__ import annotations
@@ -13,11 +12,11 @@ import json
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 
-from wsd_engine.engines.protocol import (
+from wsd_engine.engines.engine import (
     EngineError,
     EngineRequestInvalid,
     EngineUnavailable,
@@ -47,8 +46,6 @@ def vllm_refusal(
     bad_ids = [i for i in prompt_token_ids if not 0 <= i < vocab_size]
     if bad_ids:
         return f"Token id {bad_ids[0]} is out of vocabulary"
-    if any(not stop for stop in sampling.stop):
-        return "stop cannot contain an empty string."
     if sampling.seed is not None and sampling.seed not in VLLM_INT_RANGE:
         return "can't serialize ints < -2**63 or > 2**64 - 1"
     if sampling.num_logprobs is not None and sampling.num_logprobs > VLLM_MAX_LOGPROBS:
@@ -83,6 +80,14 @@ def _nesting(value: Any) -> int:
     return depth
 
 
+class GenerateCall(NamedTuple):
+    """One generate request a scripted engine received."""
+
+    prompt_token_ids: list[int]
+    sampling: SamplingSettings
+    max_tokens: int
+
+
 class ScriptedEngine:
     """Generates a fixed text token by token; scores with a per-position probability."""
 
@@ -104,7 +109,7 @@ class ScriptedEngine:
         self.max_model_len = max_model_len
         self.cache_block_size = cache_block_size
         self.running: set[str] = set()
-        self.generate_calls: list[tuple[list[int], SamplingSettings]] = []
+        self.generate_calls: list[GenerateCall] = []
         self.score_calls: list[tuple[int, int]] = []  # draft positions scored: [start, end)
         self.fail_after_tokens: int | None = None  # raise `failure` after this many tokens
         self.failure: type[Exception] = EngineError
@@ -119,6 +124,7 @@ class ScriptedEngine:
         sampling: SamplingSettings,
         request_id: str,
         *,
+        max_tokens: int,
         cache_salt: str | None = None,
     ) -> AsyncIterator[GenerationDelta]:
         self._check_alive()
@@ -126,10 +132,8 @@ class ScriptedEngine:
         if refusal is not None:  # vLLM raises on the first step too, after a stream's 200
             raise EngineRequestInvalid(f"{self.model_name}: {refusal}")
         self.cache_salts[request_id] = cache_salt
-        self.generate_calls.append((list(prompt_token_ids), sampling))
-        ids = self._script_after(prompt_token_ids)[: sampling.max_tokens]
-        # like vLLM, hold back the last characters that may still become a stop string
-        held_back = max((len(s) for s in sampling.stop), default=1) - 1
+        self.generate_calls.append(GenerateCall(list(prompt_token_ids), sampling, max_tokens))
+        ids = self._script_after(prompt_token_ids)[:max_tokens]
         async with self._running(request_id):
             sent = 0
             for n, token_id in enumerate(ids, start=1):
@@ -137,16 +141,11 @@ class ScriptedEngine:
                 if self.fail_after_tokens is not None and n > self.fail_after_tokens:
                     raise self.failure(f"{self.model_name}: scripted failure")
                 full = self.tokenizer.decode(ids[:n], skip_special_tokens=True)
-                stop_at = _first_stop(full, sampling.stop)
                 logprobs = self._logprobs(token_id, sampling.num_logprobs)
-                if stop_at is not None:
-                    yield GenerationDelta([token_id], full[sent:stop_at], logprobs,
-                                          FinishReason.STOP)  # fmt: skip
-                    return
                 finish = None
                 if n == len(ids):
-                    finish = FinishReason.LENGTH if n == sampling.max_tokens else FinishReason.STOP
-                end = len(full) if finish else max(sent, len(full) - held_back)
+                    finish = FinishReason.LENGTH if n == max_tokens else FinishReason.STOP
+                end = len(full)
                 if not finish and full.endswith("\ufffd"):
                     end = sent  # like vLLM: an incomplete character waits for its next bytes
                 yield GenerationDelta([token_id], full[sent:end], logprobs, finish)
@@ -237,11 +236,6 @@ class ScriptedEngine:
     def _check_alive(self) -> None:
         if self.is_dead:
             raise EngineUnavailable(f"{self.model_name}: engine died")
-
-
-def _first_stop(text: str, stop: Sequence[str]) -> int | None:
-    hits = [i for s in stop if s and (i := text.find(s)) >= 0]
-    return min(hits) if hits else None
 
 
 def _log(p: float) -> float:

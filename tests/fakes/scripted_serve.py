@@ -9,9 +9,9 @@ import sys
 
 from server import lifecycle
 from server.app import create_app
+from server.config import load_config
 from tests.server.conftest import new_scripted_engines
-from wsd_engine.config import load_config
-from wsd_engine.engines.protocol import EngineUnavailable
+from wsd_engine.engines.engine import EngineUnavailable
 
 
 def main() -> int:

@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from benchmarks.background import free_port, wait_ready
+from server.background import free_port, wait_ready
+from server.config import AppConfig
 from tests.conftest import LiveServer, serve
-from wsd_engine.config import AppConfig, ModelConfig
+from wsd_engine.config import ModelConfig
 from wsd_engine.engines.vllm_server import as_remote, vllm_server_command
 
 SERVER_START_TIMEOUT_S = 600

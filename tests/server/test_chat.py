@@ -212,9 +212,9 @@ def test_seeds_give_each_choice_its_own_seed(scripted_client, scripted_engines, 
     scripted_client.chat.completions.create(
         model=ids["base"], messages=Q, max_tokens=2, n=2, seed=7, temperature=0.5
     )
-    seeds = sorted(settings.seed for _, settings in calls[before:])
+    seeds = sorted(settings.seed for _, settings, _ in calls[before:])
     assert seeds == [7, 8]
-    assert {settings.temperature for _, settings in calls[before:]} == {0.5}
+    assert {settings.temperature for _, settings, _ in calls[before:]} == {0.5}
 
 
 def test_temperature_defaults_greedy_for_wsd_and_one_for_single_models(
@@ -224,7 +224,7 @@ def test_temperature_defaults_greedy_for_wsd_and_one_for_single_models(
     before = len(calls)
     scripted_client.chat.completions.create(model=ids["wsd"], messages=Q, max_tokens=2)
     scripted_client.chat.completions.create(model=ids["pilot"], messages=Q, max_tokens=2)
-    assert [settings.temperature for _, settings in calls[before:]] == [0.0, 1.0]
+    assert [settings.temperature for _, settings, _ in calls[before:]] == [0.0, 1.0]
 
 
 def wait_idle(engines, timeout_s=2.0):

@@ -207,7 +207,7 @@ def test_a_failure_mid_stream_is_an_error_line_then_done(
 
 def test_an_engine_refusal_is_400_naming_the_engines_parameter():
     from server.errors import to_openai_error
-    from wsd_engine.engines.protocol import EngineRequestInvalid
+    from wsd_engine.engines.engine import EngineRequestInvalid
 
     error = to_openai_error(EngineRequestInvalid("base: temperature must be >= 0", "temperature"))
     assert error.status == 400 and error.param == "temperature"

@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from schemathesis import BaseSchema, Case, CheckContext, Response
 from schemathesis.checks import not_a_server_error
 
-from benchmarks.background import BackgroundLoop
+from server.background import BackgroundLoop
+from server.config import AppConfig, load_config
 from tests.conftest import EMBEDDED_CONFIG, LiveServer, serve
 from tests.fakes.tiny_tokenizers import tiny_base_tokenizer, tiny_pilot_tokenizer
 from tests.server.conftest import new_scripted_engines
-from wsd_engine.config import AppConfig, load_config
 
 FUZZ_SEED = 20260527
 EXAMPLES_PER_OPERATION = 150

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.background import free_port, wait_ready
+from server.background import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.background import free_port, wait_ready
+from server.background import free_port, wait_ready
 from tests.server.timed_stream import timed_stream
 
 pytestmark = pytest.mark.slow

@@ -26,7 +26,7 @@ def post(server, path, body):
 
 
 def last_settings(engine):
-    return engine.generate_calls[-1][1]
+    return engine.generate_calls[-1].sampling
 
 
 @pytest.mark.parametrize("which", ["pilot", "base"])
@@ -111,8 +111,8 @@ def test_the_first_base_token_is_left_to_the_engine_when_logits_move(
     scripted_engines.base.probability = lambda i: 0.99
     body = {"model": ids["wsd"], "messages": Q, "max_tokens": 40, "wsd": {"window": 2}}
     post(scripted_server, "/v1/chat/completions", body)
-    plain_prompt, plain = scripted_engines.base.generate_calls[-1]
+    plain_prompt, _, plain_max_tokens = scripted_engines.base.generate_calls[-1]
     post(scripted_server, "/v1/chat/completions", {**body, "repetition_penalty": 1.1})
-    moved_prompt, moved = scripted_engines.base.generate_calls[-1]
+    moved_prompt, _, moved_max_tokens = scripted_engines.base.generate_calls[-1]
     assert len(moved_prompt) == len(plain_prompt) - 1  # the shortcut's token is not there
-    assert moved.max_tokens == plain.max_tokens + 1
+    assert moved_max_tokens == plain_max_tokens + 1

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from tests.server.test_errors import assert_error_shape
-from wsd_engine.engines.protocol import StructuredKind, StructuredOutput
+from wsd_engine.engines.engine import StructuredKind, StructuredOutput
 
 Q = [{"role": "user", "content": "Describe a person in JSON."}]
 PERSON = {
@@ -34,7 +34,7 @@ def chat(model, response_format, **fields):
 
 
 def last_structured(engine):
-    return engine.generate_calls[-1][1].structured
+    return engine.generate_calls[-1].sampling.structured
 
 
 # -- fast: scripted engines ------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 
 from wsd_engine.answer_logprobs import lay_over_answer, scored_tokens, token_pieces
 from wsd_engine.config import Role
-from wsd_engine.engines.protocol import TokenLogprob
+from wsd_engine.engines.engine import TokenLogprob
 from wsd_engine.switch_rule import find_accept_index
 
 TEXTS = [

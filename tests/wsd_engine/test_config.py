@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from wsd_engine.config import ConfigError, PromptTemplate, Role, load_config
+from server.config import load_config
+from wsd_engine.config import ConfigError, PromptTemplate, Role
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -7,9 +7,10 @@ import asyncio
 import pytest
 
 from tests.fakes.engines import ScriptedEngine
-from wsd_engine.engines.protocol import FinishReason
+from wsd_engine.config import WSDSettings
+from wsd_engine.engines.engine import FinishReason, SamplingSettings
 from wsd_engine.orchestrator import WSDOrchestrator
-from wsd_engine.request import ContextLengthExceeded, TextDelta, WSDOutcome, WSDParams, WSDRequest
+from wsd_engine.request import ContextLengthExceeded, TextDelta, WSDOutcome, WSDRequest
 from wsd_engine.switch_rule import SwitchReason
 from wsd_engine.templates import Message, MessageRole
 
@@ -34,8 +35,8 @@ def request(max_tokens=64, stop=(), temperature=0.0, **params):
         request_id="req",
         messages=(Message(MessageRole.USER, "Tell me about Paris."),),
         max_tokens=max_tokens,
-        params=WSDParams(**params),
-        temperature=temperature,
+        settings=WSDSettings(**params),
+        sampling=SamplingSettings(temperature=temperature),
         stop=stop,
     )
 
@@ -62,21 +63,21 @@ async def test_switch_at_first_passing_window(pilot_tokenizer, base_tokenizer):
     )
     pieces, outcome = await run(orch, request(window=3, threshold=0.8))
     ids = base_ids(base_tokenizer, DRAFT)
-    assert outcome.wsd.accept_index == 6 and outcome.wsd.reason is SwitchReason.THRESHOLD
+    assert outcome.report.accept_index == 6 and outcome.report.reason is SwitchReason.THRESHOLD
     expected_prefix = base_tokenizer.decode(ids[:7])
     assert outcome.text == expected_prefix + " More from the base model."
     # greedy: the switch's scoring pass already gave the first base token, streamed at once;
     # the engine continues after t_0..t_a and that token
     first = base_ids(base_tokenizer, " More from the base model.")[0]
-    prompt, settings = base.generate_calls[-1]
+    prompt, _, max_tokens = base.generate_calls[-1]
     assert prompt[-8:] == [*ids[:7], first]
-    assert settings.max_tokens == 64 - 8
+    assert max_tokens == 64 - 8
     assert pieces[0].text and expected_prefix.startswith(pieces[0].text)
-    assert outcome.wsd.prefix_chars == len(expected_prefix)
+    assert outcome.report.prefix_chars == len(expected_prefix)
     assert outcome.num_completion_tokens == 7 + len(
         base_ids(base_tokenizer, " More from the base model.")
     )
-    assert outcome.wsd.switch_latency_s is not None
+    assert outcome.report.handoff_s is not None
 
 
 async def test_sampling_leaves_the_first_base_token_to_the_engine(pilot_tokenizer, base_tokenizer):
@@ -85,18 +86,18 @@ async def test_sampling_leaves_the_first_base_token_to_the_engine(pilot_tokenize
     )
     _, outcome = await run(orch, request(window=3, threshold=0.8, temperature=0.7))
     ids = base_ids(base_tokenizer, DRAFT)
-    prompt, settings = base.generate_calls[-1]
-    assert prompt[-7:] == ids[:7] and settings.max_tokens == 64 - 7
+    prompt, _, max_tokens = base.generate_calls[-1]
+    assert prompt[-7:] == ids[:7] and max_tokens == 64 - 7
     assert outcome.text == base_tokenizer.decode(ids[:7]) + " More from the base model."
 
 
 async def test_no_pass_keeps_whole_draft_then_continues(pilot_tokenizer, base_tokenizer):
     orch, _pilot, _base = make(pilot_tokenizer, base_tokenizer)
     _, outcome = await run(orch, request())
-    assert outcome.wsd.reason is SwitchReason.DRAFT_END
+    assert outcome.report.reason is SwitchReason.DRAFT_END
     assert outcome.text == DRAFT + " More from the base model."
-    assert outcome.wsd.accept_index == len(base_ids(base_tokenizer, DRAFT)) - 1
-    assert outcome.wsd.pilot_tokens_wasted == 0
+    assert outcome.report.accept_index == len(base_ids(base_tokenizer, DRAFT)) - 1
+    assert outcome.report.pilot_tokens_wasted == 0
 
 
 async def test_option_ends_answer_with_draft(pilot_tokenizer, base_tokenizer):
@@ -109,8 +110,8 @@ async def test_option_ends_answer_with_draft(pilot_tokenizer, base_tokenizer):
 async def test_draft_limit(pilot_tokenizer, base_tokenizer):
     orch, _, _ = make(pilot_tokenizer, base_tokenizer)
     _, outcome = await run(orch, request(draft_max_tokens=5))
-    assert outcome.wsd.reason is SwitchReason.DRAFT_LIMIT
-    assert outcome.wsd.pilot_tokens == 5
+    assert outcome.report.reason is SwitchReason.DRAFT_LIMIT
+    assert outcome.report.pilot_tokens == 5
 
 
 async def test_max_tokens_inside_the_draft(pilot_tokenizer, base_tokenizer):
@@ -131,7 +132,7 @@ async def test_pilot_stops_once_max_tokens_are_drafted(pilot_tokenizer, base_tok
     # more than the first window (always kept), so the answer waits for scores
     _, outcome = await run(orch, request(max_tokens=9))
     assert outcome.text == base_tokenizer.decode(base_ids(base_tokenizer, DRAFT)[:9])
-    assert outcome.wsd.pilot_tokens < len(pilot_tokenizer.encode(DRAFT)) - 4
+    assert outcome.report.pilot_tokens < len(pilot_tokenizer.encode(DRAFT)) - 4
 
 
 async def test_stop_string_inside_the_draft(pilot_tokenizer, base_tokenizer):
@@ -158,8 +159,8 @@ async def test_empty_draft_base_answers_alone(pilot_tokenizer, base_tokenizer):
     orch, _, base = make(pilot_tokenizer, base_tokenizer, draft="   ")
     _, outcome = await run(orch, request())
     assert outcome.text == " More from the base model."
-    assert outcome.wsd.accept_index is None and outcome.wsd.prefix_chars == 0
-    assert base.generate_calls[-1][1].max_tokens == 64
+    assert outcome.report.accept_index is None and outcome.report.prefix_chars == 0
+    assert base.generate_calls[-1].max_tokens == 64
 
 
 async def test_first_window_streams_before_any_score(pilot_tokenizer, base_tokenizer):
@@ -253,14 +254,14 @@ async def test_busy_base_scores_up_to_cache_block_boundaries(pilot_tokenizer, ba
     _, outcome = await run(orch, req)
     # the prompt was cached first, all but its last token (the first pass computes that one)
     assert base.generate_calls[0][0] == prompt[:-1]
-    assert base.generate_calls[0][1].max_tokens == 1
+    assert base.generate_calls[0].max_tokens == 1
     calls = base.score_calls
     assert len(calls) >= 3
     assert [start for start, _ in calls] == [0, *[end for _, end in calls[:-1]]]
     # every pass but the last (the finished draft) leaves the cache one token short of its end
     for _, end in calls[:-1]:
         assert (len(prompt) + end - 1) % 8 == 0
-    assert calls[-1][1] == outcome.wsd.draft_tokens
+    assert calls[-1][1] == outcome.report.draft_tokens
 
 
 async def test_idle_base_scores_every_stable_token_at_once(pilot_tokenizer, base_tokenizer):
@@ -283,9 +284,12 @@ async def test_base_work_shares_cache_blocks_only_within_the_request(
 ):
     orch, pilot, base = make(pilot_tokenizer, base_tokenizer, probability=lambda i: 0.9)
     base.cache_block_size = 8
-    await run(orch, request(window=3, threshold=0.8))
-    assert base.score_calls and base.generate_calls[-1][1].max_tokens > 1  # it continued
-    assert set(base.cache_salts.values()) == {"req"}  # prefill, passes and continuation
+    req = request(window=3, threshold=0.8)
+    await run(orch, req)
+    assert base.score_calls and base.generate_calls[-1].max_tokens > 1  # it continued
+    # prefill, passes and continuation: one salt, the request's own
+    assert set(base.cache_salts.values()) == {req.cache_salt}
+    assert all(rid.startswith("req-") for rid in base.cache_salts)  # ids name the request
     assert set(pilot.cache_salts.values()) == {None}
 
 

@@ -8,9 +8,11 @@ import time
 import pytest
 
 from benchmarks.prompts import CHAT_PROMPTS
+from wsd_engine.config import WSDSettings
+from wsd_engine.engines.engine import SamplingSettings
 from wsd_engine.offline import run_offline
 from wsd_engine.orchestrator import WSDOrchestrator
-from wsd_engine.request import SamplingOptions, TextDelta, WSDOutcome, WSDParams, WSDRequest
+from wsd_engine.request import TextDelta, WSDOutcome, WSDRequest
 from wsd_engine.switch_rule import SwitchReason
 
 
@@ -52,24 +54,21 @@ async def test_online_equals_offline_reference(
     orchestrator, engine_pair, server_loop, name, messages
 ):
     # one request at a time: vLLM's batched greedy decoding on CPU is not bit-identical
-    params = WSDParams(draft_max_tokens=128)
-    online = await server_loop.call(
-        run_online(orchestrator, WSDRequest(f"online-{name}", tuple(messages), MAX_TOKENS, params))
-    )
+    settings = WSDSettings(draft_max_tokens=128)
+
+    def request(kind):
+        return WSDRequest(f"{kind}-{name}", tuple(messages), MAX_TOKENS, settings)
+
+    online = await server_loop.call(run_online(orchestrator, request("online")))
     offline = await server_loop.call(
-        run_offline(
-            orchestrator,
-            orchestrator.prepare(
-                WSDRequest(f"offline-{name}", tuple(messages), MAX_TOKENS, params)
-            ),
-        )
+        run_offline(orchestrator, orchestrator.prepare(request("offline")))
     )
     assert online.text == offline.text
     assert online.finish_reason == offline.finish_reason
-    if online.wsd.reason is not None:  # None: the answer ended inside the draft
-        assert online.wsd.accept_index == offline.accept_index
-        assert online.wsd.reason == offline.reason
-    assert online.wsd.pilot_tokens <= offline.num_pilot_tokens
+    if online.report.reason is not None:  # None: the answer ended inside the draft
+        assert online.report.accept_index == offline.accept_index
+        assert online.report.reason == offline.reason
+    assert online.report.pilot_tokens <= offline.num_pilot_tokens
     assert engines_drain(engine_pair)
 
 
@@ -82,27 +81,24 @@ async def test_sampling_options_keep_online_equal_to_offline(
     both give the base the answer's missing min_tokens (a stop string may still end the answer
     sooner, so only the equality is checked here)."""
     min_tokens = 46 if kind == "min-tokens" else 0
-    options = SamplingOptions()
+    sampling = SamplingSettings(min_tokens=min_tokens)
     if kind == "penalties":
-        options = SamplingOptions(repetition_penalty=1.3, presence_penalty=0.5, top_k=20)
+        sampling = SamplingSettings(repetition_penalty=1.3, presence_penalty=0.5, top_k=20)
     elif kind == "token-ids":
         encode = engine_pair.base.tokenizer.encode
         (the,), (period,) = (encode(t, add_special_tokens=False) for t in (" the", "."))
-        options = SamplingOptions(logit_bias=((the, 4.0),), stop_token_ids=(period,))
+        sampling = SamplingSettings(logit_bias=((the, 4.0),), stop_token_ids=(period,))
     name, messages = CHAT_PROMPTS[1]
-    params = WSDParams(draft_max_tokens=128, threshold=0.3)
+    settings = WSDSettings(draft_max_tokens=128, threshold=0.3)
 
     def request(kind):
-        return WSDRequest(
-            f"{kind}-{name}-opts", tuple(messages), 48, params, options=options,
-            min_tokens=min_tokens,
-        )  # fmt: skip
+        return WSDRequest(f"{kind}-{name}-opts", tuple(messages), 48, settings, sampling)
 
     online = await server_loop.call(run_online(orchestrator, request("online")))
     offline = await server_loop.call(
         run_offline(orchestrator, orchestrator.prepare(request("offline")))
     )
-    assert online.wsd.reason == SwitchReason.THRESHOLD  # the base wrote part of the answer
+    assert online.report.reason == SwitchReason.THRESHOLD  # the base wrote part of the answer
     assert online.text == offline.text
     assert online.finish_reason == offline.finish_reason
     assert engines_drain(engine_pair)
@@ -110,19 +106,20 @@ async def test_sampling_options_keep_online_equal_to_offline(
 
 async def test_switch_happens_and_pilot_is_aborted_early(orchestrator, engine_pair, server_loop):
     # a low threshold passes at the first window: the pilot is stopped right after it
-    params = WSDParams(threshold=0.05, window=2)
-    request = WSDRequest("early", tuple(CHAT_PROMPTS[1][1]), 64, params)
+    settings = WSDSettings(threshold=0.05, window=2)
+    request = WSDRequest("early", tuple(CHAT_PROMPTS[1][1]), 64, settings)
     outcome = await server_loop.call(run_online(orchestrator, request))
-    assert outcome.wsd.reason is SwitchReason.THRESHOLD
-    assert outcome.wsd.accept_index is not None and outcome.wsd.accept_index < 10
-    assert outcome.wsd.pilot_tokens < 40
-    assert outcome.wsd.switch_latency_s is not None
+    assert outcome.report.reason is SwitchReason.THRESHOLD
+    assert outcome.report.accept_index is not None and outcome.report.accept_index < 10
+    assert outcome.report.pilot_tokens < 40
+    assert outcome.report.handoff_s is not None
     assert engines_drain(engine_pair)
 
 
 async def test_seeded_sampling_is_reproducible(orchestrator, server_loop):
     def request(rid):
-        return WSDRequest(rid, tuple(CHAT_PROMPTS[4][1]), 48, temperature=0.9, seed=7)
+        sampling = SamplingSettings(temperature=0.9, seed=7)
+        return WSDRequest(rid, tuple(CHAT_PROMPTS[4][1]), 48, sampling=sampling)
 
     first = await server_loop.call(run_online(orchestrator, request("seed-1")))
     second = await server_loop.call(run_online(orchestrator, request("seed-2")))
@@ -132,7 +129,7 @@ async def test_seeded_sampling_is_reproducible(orchestrator, server_loop):
 async def test_cancelled_mid_draft_leaves_no_running_requests(
     orchestrator, engine_pair, server_loop
 ):
-    request = WSDRequest("cancel", tuple(CHAT_PROMPTS[1][1]), 256, WSDParams(threshold=1.0))
+    request = WSDRequest("cancel", tuple(CHAT_PROMPTS[1][1]), 256, WSDSettings(threshold=1.0))
 
     async def scenario():
         started = asyncio.Event()

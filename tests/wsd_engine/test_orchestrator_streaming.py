@@ -21,10 +21,11 @@ from tokenizers.decoders import DecodeStream
 
 from tests.conftest import Tokenizers
 from tests.fakes.engines import ScriptedEngine
-from wsd_engine.engines.protocol import FinishReason, GenerationDelta, SamplingSettings
+from wsd_engine.config import WSDSettings
+from wsd_engine.engines.engine import FinishReason, GenerationDelta, SamplingSettings
 from wsd_engine.offline import run_offline
 from wsd_engine.orchestrator import WSDOrchestrator
-from wsd_engine.request import TextDelta, WSDOutcome, WSDParams, WSDRequest
+from wsd_engine.request import TextDelta, WSDOutcome, WSDRequest
 from wsd_engine.templates import Message, MessageRole
 
 RARE = "\ua66e"  # outside both base vocabularies: three byte-fallback tokens
@@ -59,9 +60,10 @@ class TokenPilot(ScriptedEngine):
         sampling: SamplingSettings,
         request_id: str,
         *,
+        max_tokens: int,
         cache_salt: str | None = None,
     ) -> AsyncIterator[GenerationDelta]:
-        ids = self.token_ids[: sampling.max_tokens]
+        ids = self.token_ids[:max_tokens]
         stream = DecodeStream(skip_special_tokens=True)
         for n, token_id in enumerate(ids, start=1):
             for _ in range(self.pauses[n % len(self.pauses)] if self.pauses else 0):
@@ -69,7 +71,7 @@ class TokenPilot(ScriptedEngine):
             text = stream.step(self.tokenizer.backend_tokenizer, token_id) or ""
             finish = None
             if n == len(ids):
-                finish = FinishReason.LENGTH if n == sampling.max_tokens else FinishReason.STOP
+                finish = FinishReason.LENGTH if n == max_tokens else FinishReason.STOP
             yield GenerationDelta([token_id], text, None, finish)
         if not ids:
             yield GenerationDelta([], "", None, FinishReason.STOP)
@@ -120,7 +122,7 @@ class Case:
 
 @st.composite
 def cases(draw: st.DrawFn, tokenizers: Tokenizers) -> Case:
-    params = WSDParams(
+    settings = WSDSettings(
         threshold=draw(st.sampled_from([0.0, 0.6, 0.8, 1.0])),
         window=draw(st.integers(1, 6)),
         draft_max_tokens=draw(st.sampled_from([2, 512])),
@@ -129,8 +131,8 @@ def cases(draw: st.DrawFn, tokenizers: Tokenizers) -> Case:
         request_id="req",
         messages=(Message(MessageRole.USER, "Say something odd."),),
         max_tokens=draw(st.integers(1, 8)),
-        params=params,
-        temperature=draw(st.sampled_from([0.0, 2.0])),
+        settings=settings,
+        sampling=SamplingSettings(temperature=draw(st.sampled_from([0.0, 2.0]))),
         stop=tuple(draw(STOPS)),
     )
     return Case(

@@ -1,4 +1,5 @@
-from wsd_engine.stop_strings import StopStringFilter
+from wsd_engine.engines.engine import FinishReason, GenerationDelta
+from wsd_engine.stop_strings import StopStringFilter, until_stop
 
 
 def stream(filter_, pieces):
@@ -64,3 +65,37 @@ def test_leaves_pending_tells_whether_text_could_start_a_stop_string():
     stops.push("\n")
     assert stops.leaves_pending("\n[")  # continues what is already held back
     assert stops.text == "Paris.\n"  # probing changes nothing
+
+
+async def _deltas(pieces, finish=None):
+    for i, piece in enumerate(pieces):
+        last = i == len(pieces) - 1
+        yield GenerationDelta([i], piece, finish_reason=finish if last else None)
+
+
+async def _texts(deltas):
+    return [delta async for delta in deltas]
+
+
+async def test_an_engine_stream_is_cut_at_a_stop_string_and_closed():
+    closed = []
+
+    async def engine():
+        try:
+            async for delta in _deltas(["Paris is", " nice.\n", "[Us", "er] more", " never"]):
+                yield delta
+        finally:
+            closed.append(True)
+
+    out = await _texts(until_stop(engine(), ("\n[User]", "###")))
+    assert [d.text for d in out] == ["Paris is", " nice.", "", ""]
+    assert out[-1].finish_reason is FinishReason.STOP and out[-2].finish_reason is None
+    assert closed == [True]  # the engine's request is aborted
+
+
+async def test_text_that_cannot_begin_a_stop_string_is_not_held_back():
+    out = await _texts(until_stop(_deltas([" to", " start", " with", " a"]), ("zzz",)))
+    assert [d.text for d in out] == [" to", " start", " with", " a"]
+    last = await _texts(until_stop(_deltas(["a", " #"], FinishReason.LENGTH), ("###",)))
+    assert [d.text for d in last] == ["a", " #"]  # held-back text is released at the end
+    assert last[-1].finish_reason is FinishReason.LENGTH

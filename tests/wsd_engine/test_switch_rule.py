@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsd_engine.engines.protocol import FinishReason
+from wsd_engine.engines.engine import FinishReason
 from wsd_engine.switch_rule import (
     SwitchReason,
     SwitchTracker,

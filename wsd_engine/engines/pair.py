@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from wsd_engine.config import AppConfig, ModelConfig, Role
-from wsd_engine.engines.protocol import Engine
+from wsd_engine.config import ModelConfig, PipelineConfig, Role
+from wsd_engine.engines.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class EnginePair:
     base: Engine
 
     @classmethod
-    def start(cls, config: AppConfig, model_paths: dict[str, Path]) -> EnginePair:
+    def start(cls, config: PipelineConfig, model_paths: dict[str, Path]) -> EnginePair:
         """Start both engines at once (their model loading overlaps; each has its own cores)."""
         models = (config.pilot, config.base)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="wsd-engine-start") as pool:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import httpx
 
 from wsd_engine.config import ModelConfig
-from wsd_engine.engines.protocol import EngineError, EngineUnavailable
+from wsd_engine.engines.engine import EngineError, EngineUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -20,24 +20,29 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from wsd_engine.config import ModelConfig
-from wsd_engine.engines.protocol import (
+from wsd_engine.engines.engine import (
     EngineError,
     EngineRequestInvalid,
     EngineUnavailable,
-    FinishReason,
     GenerationDelta,
     SamplingSettings,
     Scores,
-    StructuredKind,
     StructuredOutput,
     TokenLogprob,
 )
+from wsd_engine.engines.vllm_common import (
+    ScoringPass,
+    cpu_binding_env,
+    engine_settings,
+    finish_reason,
+    sampling_fields,
+    score,
+    scoring_params,
+    structured_outputs_fields,
+    warm_up,
+)
 
 logger = logging.getLogger(__name__)
-
-_GIB = 1 << 30
-_FINISH_REASONS = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
-
 
 _SPAWN_LOCK = threading.Lock()
 
@@ -50,11 +55,7 @@ def _engine_env(model: ModelConfig) -> Iterator[None]:
     holds the lock from setting its variables until its engine core process exists, then the
     next one may start while the first is still loading.
     """
-    overrides: dict[str, str] = {}
-    if model.cpu_threads_bind is not None:
-        overrides["VLLM_CPU_OMP_THREADS_BIND"] = model.cpu_threads_bind
-    if model.cpu_reserved_cores is not None:
-        overrides["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(model.cpu_reserved_cores)
+    overrides = cpu_binding_env(model)
     _SPAWN_LOCK.acquire()
     known = {child.pid for child in psutil.Process().children()}
     saved = {key: os.environ.get(key) for key in overrides}
@@ -100,62 +101,24 @@ def _is_cpu_platform() -> bool:
 
 
 def engine_args(model: ModelConfig, model_path: Path) -> AsyncEngineArgs:
-    """vLLM engine arguments for one configured model."""
-    kwargs: dict[str, Any] = {
-        "model": str(model_path),
-        "served_model_name": [model.served_model_name],
-        "dtype": model.dtype,
-        "max_model_len": model.max_model_len,
-        "enforce_eager": model.enforce_eager,
-        "enable_prefix_caching": model.enable_prefix_caching,
-        "tensor_parallel_size": model.tensor_parallel_size,
-        "disable_log_stats": True,
-    }
-    if model.block_size is not None:
-        kwargs["block_size"] = model.block_size
-    if model.max_num_batched_tokens is not None:
-        kwargs["max_num_batched_tokens"] = model.max_num_batched_tokens
-    if _is_cpu_platform():
-        kwargs["kv_cache_memory_bytes"] = int(model.kv_cache_space_gib * _GIB)
-    else:
-        kwargs["gpu_memory_utilization"] = model.gpu_memory_utilization
-    return AsyncEngineArgs(**kwargs)
+    """vLLM engine arguments for one configured model (vLLM's own stats logger off: with two
+    engines in one process it unregisters the other's metrics; we export our own)."""
+    settings = engine_settings(model, model_path, on_cpu=_is_cpu_platform())
+    return AsyncEngineArgs(**settings.args, disable_log_stats=True)
 
 
-def _to_sampling_params(
-    settings: SamplingSettings, output_kind: RequestOutputKind = RequestOutputKind.DELTA
+def _sampling_params(
+    sampling: SamplingSettings, max_tokens: int, output_kind: RequestOutputKind
 ) -> SamplingParams:
+    fields = sampling_fields(sampling, max_tokens)
+    structured = fields.pop("structured_outputs")
     return SamplingParams(
         n=1,
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        seed=settings.seed,
-        stop=list(settings.stop) or None,
-        logprobs=settings.num_logprobs,
-        ignore_eos=settings.ignore_eos,
-        presence_penalty=settings.presence_penalty,
-        frequency_penalty=settings.frequency_penalty,
-        repetition_penalty=settings.repetition_penalty,
-        top_k=settings.top_k,
-        min_p=settings.min_p,
-        logit_bias=dict(settings.logit_bias) or None,
-        stop_token_ids=list(settings.stop_token_ids) or None,
-        min_tokens=settings.min_tokens,
-        structured_outputs=_structured_outputs(settings.structured),
+        **fields,
+        structured_outputs=None if structured is None else StructuredOutputsParams(**structured),
         skip_special_tokens=True,
         output_kind=output_kind,
     )
-
-
-def _structured_outputs(structured: StructuredOutput | None) -> StructuredOutputsParams | None:
-    """vLLM's form of an output constraint (its OpenAI server maps `response_format` the same
-    way); vLLM picks the backend that compiles it ("auto": xgrammar, else guidance)."""
-    if structured is None:
-        return None
-    if structured.kind is StructuredKind.JSON_OBJECT:
-        return StructuredOutputsParams(json_object=True)
-    return StructuredOutputsParams(json=structured.schema)
 
 
 class VLLMEngine:
@@ -215,17 +178,16 @@ class VLLMEngine:
         sampling: SamplingSettings,
         request_id: str,
         *,
+        max_tokens: int,
         cache_salt: str | None = None,
     ) -> AsyncIterator[GenerationDelta]:
         """Stream deltas; closing or cancelling the iterator aborts the request."""
         prompt = _tokens_prompt(prompt_token_ids, cache_salt)
         async with _translate_errors(self.model_name):
-            params = _to_sampling_params(sampling)
+            params = _sampling_params(sampling, max_tokens, RequestOutputKind.DELTA)
             async for output in self._llm.generate(prompt, params, request_id):
                 completion = output.outputs[0]
-                finish = None
-                if output.finished:
-                    finish = _FINISH_REASONS.get(completion.finish_reason or "", FinishReason.ABORT)
+                finish = finish_reason(completion.finish_reason) if output.finished else None
                 yield GenerationDelta(
                     token_ids=list(completion.token_ids),
                     text=completion.text,
@@ -237,7 +199,8 @@ class VLLMEngine:
         """Run vLLM's own request check on the constraint alone (it compiles the schema with
         the backend it would use), so that a schema vLLM refuses is refused before a stream
         starts; vLLM checks again when the request arrives."""
-        params = SamplingParams(max_tokens=1, structured_outputs=_structured_outputs(structured))
+        constraint = StructuredOutputsParams(**(structured_outputs_fields(structured) or {}))
+        params = SamplingParams(max_tokens=1, structured_outputs=constraint)
         config = self._llm.vllm_config
         try:
             params.verify(
@@ -257,68 +220,34 @@ class VLLMEngine:
         *,
         cache_salt: str | None = None,
     ) -> Scores:
-        """Log-probabilities of `token_ids` after the prefix, and the greedy next tokens.
+        """Log-probabilities of `token_ids` after the prefix, and the greedy next tokens
+        (`vllm_common.score`: with prefix caching on, only the uncached tail is computed)."""
 
-        With prefix caching on, the pass reads the cache and computes only the uncached tail
-        (vLLM then returns no logprobs for cached positions, which we do not need); when the
-        cache covers a position we need, the pass is redone without reading the cache.
-        """
-        if not prefix_token_ids:
-            raise EngineRequestInvalid("scoring needs a non-empty prefix (e.g. the BOS token)")
-        if not token_ids:
-            return Scores(logprobs=[], greedy_next=[])
-        all_ids = [*prefix_token_ids, *token_ids]
-        start = len(prefix_token_ids)
-        if self._config.enable_prefix_caching:
-            output = await self._prompt_logprobs(
-                all_ids, request_id, read_cache=True, cache_salt=cache_salt
+        async def run_pass(
+            all_ids: list[int], start: int, pass_id: str, read_cache: bool
+        ) -> ScoringPass:
+            params = SamplingParams(
+                **scoring_params(read_cache), output_kind=RequestOutputKind.FINAL_ONLY
             )
-            # Token i's logprob comes from position i-1's hidden state: it must be computed.
-            cached = output.num_cached_tokens or 0
-            if cached < start:
-                logger.debug(
-                    "%s: scored %d tokens after %d (%d cached)", request_id, len(token_ids),
-                    start, cached,
-                )  # fmt: skip
-                return _scores(output, token_ids, start)
-            logger.warning(
-                "%s: the prefix cache covered all %d prefix tokens; scoring again without it",
-                request_id, start,
-            )  # fmt: skip
-            request_id = f"{request_id}-uncached"
-        output = await self._prompt_logprobs(
-            all_ids, request_id, read_cache=False, cache_salt=cache_salt
-        )
-        return _scores(output, token_ids, start)
+            final = None
+            async with _translate_errors(self.model_name):
+                prompt = _tokens_prompt(all_ids, cache_salt)
+                async for output in self._llm.generate(prompt, params, pass_id):
+                    final = output
+            if final is None or final.prompt_logprobs is None:
+                raise EngineError(f"{self.model_name}: scoring returned no prompt logprobs")
+            rows = [
+                {token: (entry.logprob, int(entry.rank or 1)) for token, entry in row.items()}
+                for row in final.prompt_logprobs[start:]
+                if row is not None  # only position 0 has none, and it is never scored
+            ]
+            next_token = final.outputs[0].token_ids[0]
+            return ScoringPass(rows, next_token, final.num_cached_tokens or 0)
 
-    async def _prompt_logprobs(
-        self,
-        token_ids: list[int],
-        request_id: str,
-        read_cache: bool,
-        cache_salt: str | None = None,
-    ) -> Any:
-        # skip_reading_prefix_cache only takes effect when given to the constructor: set
-        # afterwards, vLLM's own cache-skip flag for prompt logprobs stays off.
-        params = SamplingParams(
-            max_tokens=1,
-            temperature=0.0,
-            prompt_logprobs=1,  # the token's own and the top-1
-            skip_reading_prefix_cache=not read_cache,
-            # Cached positions come back as uninitialised rows; detokenizing their token ids
-            # would crash vLLM's output handler (and with it the engine). We decode ourselves.
-            detokenize=False,
-            output_kind=RequestOutputKind.FINAL_ONLY,
-        )
-        final = None
-        async with _translate_errors(self.model_name):
-            async for output in self._llm.generate(
-                _tokens_prompt(token_ids, cache_salt), params, request_id
-            ):
-                final = output
-        if final is None or final.prompt_logprobs is None:
-            raise EngineError(f"{self.model_name}: scoring returned no prompt logprobs")
-        return final
+        return await score(
+            run_pass, prefix_token_ids, token_ids, request_id,
+            reads_cache=self._config.enable_prefix_caching,
+        )  # fmt: skip
 
     async def check_health(self) -> None:
         """Raise EngineUnavailable when the engine core is gone."""
@@ -340,15 +269,8 @@ class VLLMEngine:
         del self._llm
 
     async def warm_up(self) -> None:
-        """Run a short generation and a scoring pass so the first user request does not pay
-        for lazy set-up (the first prompt-logprobs pass costs about 2 s more than later ones).
-        """
-        settings = SamplingSettings(max_tokens=4, ignore_eos=True)
-        prompt = self._tokenizer.encode("Hello, how are you today?", add_special_tokens=False)
-        prompt = prompt or [0]
-        async for _ in self.generate(prompt, settings, f"warm-up-{self.model_name}"):
-            pass
-        await self.score(prompt[:1], prompt[1:], f"warm-up-score-{self.model_name}")
+        """A short generation and a scoring pass (`vllm_common.warm_up`)."""
+        await warm_up(self)
 
 
 def _tokens_prompt(token_ids: Sequence[int], cache_salt: str | None) -> TokensPrompt:
@@ -356,22 +278,6 @@ def _tokens_prompt(token_ids: Sequence[int], cache_salt: str | None) -> TokensPr
     if cache_salt is not None:
         prompt["cache_salt"] = cache_salt
     return prompt
-
-
-def _scores(output: Any, token_ids: Sequence[int], start: int) -> Scores:
-    """Scores from a prompt-logprobs pass with the top-1 token at every position.
-
-    The greedy token after the last scored token is the pass's one output token (sampled
-    at temperature 0); after the others it is the rank-1 entry of the next position.
-    """
-    rows = output.prompt_logprobs
-    logprobs = [rows[start + i][token].logprob for i, token in enumerate(token_ids)]
-    greedy_next = [
-        min(rows[start + i].items(), key=lambda item: item[1].rank)[0]
-        for i in range(1, len(token_ids))
-    ]
-    greedy_next.append(output.outputs[0].token_ids[0])
-    return Scores(logprobs=logprobs, greedy_next=greedy_next)
 
 
 def _token_logprobs(token_ids: Sequence[int], logprobs: Any) -> list[TokenLogprob] | None:

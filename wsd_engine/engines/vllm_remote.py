@@ -2,8 +2,8 @@
 
 Which endpoint does what (docs/remote.md has the measurements):
 - generate: `POST /v1/completions`, streamed, with a token-id prompt, `return_token_ids` and
-  logprobs keyed by token id. It reads the prefix cache, holds back text that may begin a stop
-  string as the in-process engine does, and closing the stream aborts the request.
+  logprobs keyed by token id. It reads the prefix cache, and closing the stream aborts the
+  request.
 - score: `POST /inference/v1/generate` (vLLM's token-in/token-out endpoint, `--enable-scale-out`)
   takes full SamplingParams, so a scoring pass can read the prefix cache
   (`skip_reading_prefix_cache: false`) and skip detokenizing; `/v1/completions` with
@@ -23,9 +23,8 @@ from typing import Any
 import httpx
 
 from wsd_engine.config import ModelConfig
-from wsd_engine.engines.protocol import (
+from wsd_engine.engines.engine import (
     EngineError,
-    EngineRequestInvalid,
     EngineUnavailable,
     GenerationDelta,
     SamplingSettings,
@@ -34,24 +33,26 @@ from wsd_engine.engines.protocol import (
 )
 from wsd_engine.engines.remote_discovery import ServerFacts, discover, load_tokenizer
 from wsd_engine.engines.remote_wire import (
-    cached_tokens,
-    completion_fields,
     delta_from_chunk,
     http_error,
     reason,
-    scores_from_rows,
+    scoring_pass,
     sse_payloads,
-    stopped_at_strings,
 )
-from wsd_engine.stop_strings import StopStringFilter
+from wsd_engine.engines.vllm_common import (
+    PassNotSent,
+    ScoringPass,
+    sampling_fields,
+    score,
+    scoring_params,
+    warm_up,
+)
 
 logger = logging.getLogger(__name__)
 
 # A busy server answers /health late (its event loop also encodes the scoring passes'
 # responses): only a refused connection, an error status or this long a wait mean it is down.
 _HEALTH_TIMEOUT_S = 10.0
-# Cached scoring passes tried before one without the cache (see `_cached_pass`).
-_CACHED_ATTEMPTS = 3
 
 
 class RemoteVLLMEngine:
@@ -81,9 +82,8 @@ class RemoteVLLMEngine:
             ),
         )
         self._in_flight = 0
-        self.unsendable_passes = 0  # cached scoring passes the server failed to send
+        self.unsent_passes = 0  # cached scoring passes the server computed but failed to send
         self._scoring_endpoint = facts.scoring_endpoint
-        self._warned_no_cached_count = False
 
     @classmethod
     def start(cls, model: ModelConfig, tokenizer_path: Path) -> RemoteVLLMEngine:
@@ -133,12 +133,13 @@ class RemoteVLLMEngine:
         sampling: SamplingSettings,
         request_id: str,
         *,
+        max_tokens: int,
         cache_salt: str | None = None,
     ) -> AsyncIterator[GenerationDelta]:
         """Stream deltas; closing the iterator closes the HTTP stream, which makes the server
         abort the request."""
         body = {
-            **completion_fields(sampling),
+            **sampling_fields(sampling, max_tokens),
             "model": self.model_name,
             "prompt": list(prompt_token_ids),
             "stream": True,
@@ -149,13 +150,10 @@ class RemoteVLLMEngine:
         }
         if cache_salt is not None:
             body["cache_salt"] = cache_salt
-        # stop strings are applied here: vLLM's completions take at most 4, and a chat
-        # template may need more; returning at one closes the stream (the server aborts)
-        stops = StopStringFilter(sampling.stop)
         async with self._request("POST", "/v1/completions", body, stream=True) as response:
             async for payload in sse_payloads(response, self.model_name):
                 for choice in payload.get("choices", []):
-                    delta = stopped_at_strings(delta_from_chunk(choice), stops)
+                    delta = delta_from_chunk(choice)
                     yield delta
                     if delta.finish_reason is not None:
                         return
@@ -168,52 +166,23 @@ class RemoteVLLMEngine:
         *,
         cache_salt: str | None = None,
     ) -> Scores:
-        """Log-probabilities of `token_ids` after the prefix, and the greedy next tokens.
+        """Log-probabilities of `token_ids` after the prefix, and the greedy next tokens
+        (`vllm_common.score`): through /inference/v1/generate reading the prefix cache, or
+        /v1/completions, which always recomputes the whole prompt."""
 
-        A pass reads the prefix cache when the server reports cached-token counts; when the
-        cache covered a position whose logits are needed, the pass is redone without it.
-        """
-        if not prefix_token_ids:
-            raise EngineRequestInvalid("scoring needs a non-empty prefix (e.g. the BOS token)")
-        if not token_ids:
-            return Scores(logprobs=[], greedy_next=[])
-        all_ids = [*prefix_token_ids, *token_ids]
-        start = len(prefix_token_ids)
-        if self._scoring_endpoint == "completions":
-            return scores_from_rows(
-                await self._score_completions(all_ids, request_id), token_ids, start
-            )
-        if self._facts.cache_block_size is not None:
-            for attempt in range(_CACHED_ATTEMPTS):
-                payload = await self._cached_pass(all_ids, f"{request_id}-{attempt}", cache_salt)
-                if payload is None:
-                    continue
-                cached = cached_tokens(payload)
-                if cached is not None and cached < start:
-                    return scores_from_rows(payload, token_ids, start)
-                if cached is None:
-                    self._warn_no_cached_count()
-                break
-        payload = await self._score_generate(all_ids, f"{request_id}-uncached", False, cache_salt)
-        return scores_from_rows(payload, token_ids, start)
+        async def run_pass(
+            all_ids: list[int], start: int, pass_id: str, read_cache: bool
+        ) -> ScoringPass:
+            if self._scoring_endpoint == "completions":
+                return await self._score_completions(all_ids, start, pass_id)
+            return await self._score_generate(all_ids, start, pass_id, read_cache, cache_salt)
 
-    async def _cached_pass(
-        self, token_ids: list[int], request_id: str, cache_salt: str | None
-    ) -> dict[str, Any] | None:
-        """A pass that reads the prefix cache, or None when the server could not send it.
-
-        The rows of cached positions are uninitialised memory; vLLM clamps -inf but not NaN,
-        and a NaN makes its JSON encoder fail (HTTP 500). The rows differ from pass to pass,
-        so the pass is tried again before scoring without the cache.
-        """
-        try:
-            return await self._score_generate(token_ids, request_id, True, cache_salt)
-        except EngineUnavailable:
-            raise
-        except EngineError as exc:
-            self.unsendable_passes += 1
-            logger.info("%s: cached scoring pass failed on the server (%s); again", request_id, exc)
-            return None
+        reads_cache = (
+            self._scoring_endpoint != "completions" and self._facts.cache_block_size is not None
+        )
+        return await score(
+            run_pass, prefix_token_ids, token_ids, request_id, reads_cache=reads_cache
+        )
 
     def check_structured_output(self, structured: StructuredOutput) -> None:
         """The server checks the constraint when the request arrives (a refusal is a 400)."""
@@ -237,12 +206,8 @@ class RemoteVLLMEngine:
         return self._in_flight
 
     async def warm_up(self) -> None:
-        """A short generation and a scoring pass, so the first request pays no set-up."""
-        settings = SamplingSettings(max_tokens=2, ignore_eos=True)
-        prompt = self._tokenizer.encode("Hello, how are you today?", add_special_tokens=False)
-        async for _ in self.generate(prompt, settings, f"warm-up-{self.model_name}"):
-            pass
-        await self.score(prompt[:1], prompt[1:], f"warm-up-score-{self.model_name}")
+        """A short generation and a scoring pass (`vllm_common.warm_up`)."""
+        await warm_up(self)
 
     def shutdown(self) -> None:
         """Nothing runs here; the server is someone else's. Connections close with the loop."""
@@ -286,30 +251,36 @@ class RemoteVLLMEngine:
             return await self._client.send(request, stream=stream)
 
     async def _score_generate(
-        self, token_ids: list[int], request_id: str, read_cache: bool, cache_salt: str | None
-    ) -> dict[str, Any]:
+        self,
+        token_ids: list[int],
+        start: int,
+        request_id: str,
+        read_cache: bool,
+        cache_salt: str | None,
+    ) -> ScoringPass:
         body: dict[str, Any] = {
             "request_id": request_id,
             "token_ids": token_ids,
-            "sampling_params": {
-                "max_tokens": 1,
-                "temperature": 0.0,
-                "prompt_logprobs": 1,
-                "skip_reading_prefix_cache": not read_cache,
-                # cached positions come back as uninitialised rows, and detokenizing their
-                # token ids crashes vLLM's output handler (and the server with it)
-                "detokenize": False,
-            },
+            "sampling_params": scoring_params(read_cache),
             "stream": False,
         }
         if cache_salt is not None:
             body["cache_salt"] = cache_salt
-        async with self._request("POST", "/inference/v1/generate", body) as response:
-            payload: dict[str, Any] = response.json()
-        choice = payload["choices"][0]
-        return {**payload, "next_token": choice["token_ids"][0]}
+        try:
+            async with self._request("POST", "/inference/v1/generate", body) as response:
+                payload: dict[str, Any] = response.json()
+        except EngineUnavailable:
+            raise
+        except EngineError as exc:
+            if not read_cache:
+                raise
+            self.unsent_passes += 1
+            raise PassNotSent(str(exc)) from exc
+        return scoring_pass(payload, start, payload["choices"][0]["token_ids"][0])
 
-    async def _score_completions(self, token_ids: list[int], request_id: str) -> dict[str, Any]:
+    async def _score_completions(
+        self, token_ids: list[int], start: int, request_id: str
+    ) -> ScoringPass:
         body = {
             "model": self.model_name,
             "prompt": token_ids,
@@ -322,16 +293,4 @@ class RemoteVLLMEngine:
         async with self._request("POST", "/v1/completions", body) as response:
             payload: dict[str, Any] = response.json()
         choice = payload["choices"][0]
-        return {
-            "prompt_logprobs": choice["prompt_logprobs"],
-            "next_token": choice["token_ids"][0],
-        }
-
-    def _warn_no_cached_count(self) -> None:
-        if not self._warned_no_cached_count:
-            self._warned_no_cached_count = True
-            logger.warning(
-                "engine %s: the server does not report cached tokens; scoring passes recompute "
-                "the whole prompt (start it with --enable-prompt-tokens-details)",
-                self.model_name,
-            )
+        return scoring_pass(choice, start, choice["token_ids"][0])

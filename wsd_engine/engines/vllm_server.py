@@ -1,8 +1,8 @@
 """Serving a configured model as a vLLM OpenAI server, for WSD's remote engines to reach.
 
-The command carries the same engine settings as the in-process adapter (dtype, context, prefix
-caching, block size, KV cache, CPU binding), plus what the remote adapter needs from a base
-model's server: the token-in/token-out endpoint and cached-token counts.
+The command carries the engine settings the in-process adapter gets (`vllm_common.py` renders
+them as flags), plus what the remote adapter needs from a base model's server: the
+token-in/token-out endpoint and cached-token counts.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wsd_engine.config import ModelConfig
-
-_GIB = 1 << 30
+from wsd_engine.engines.vllm_common import engine_settings
 
 
 @dataclass(frozen=True)
@@ -52,12 +51,10 @@ def vllm_server_command(
     on_cpu: bool = True,
 ) -> ServerCommand:
     """`python -m vllm.entrypoints.openai.api_server` for one local model config."""
+    settings = engine_settings(model, model_path, on_cpu=on_cpu)
     argv = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_path),
-        "--served-model-name", model.served_model_name,
-        "--dtype", model.dtype,
-        "--max-model-len", str(model.max_model_len),
+        *settings.server_flags(),
         "--host", host,
         "--port", str(port),
         # scoring passes go through /inference/v1/generate and read cached-token counts
@@ -65,29 +62,9 @@ def vllm_server_command(
         "--enable-prompt-tokens-details",
         "--disable-uvicorn-access-log",
     ]  # fmt: skip
-    argv.append(
-        "--enable-prefix-caching" if model.enable_prefix_caching else "--no-enable-prefix-caching"
-    )
-    if model.enforce_eager:
-        argv.append("--enforce-eager")
-    if model.block_size is not None:
-        argv += ["--block-size", str(model.block_size)]
-    if model.max_num_batched_tokens is not None:
-        argv += ["--max-num-batched-tokens", str(model.max_num_batched_tokens)]
-    if model.tensor_parallel_size > 1:
-        argv += ["--tensor-parallel-size", str(model.tensor_parallel_size)]
     if api_key:
         argv += ["--api-key", api_key]
-    env: dict[str, str] = {}
-    if on_cpu:
-        argv += ["--kv-cache-memory-bytes", str(int(model.kv_cache_space_gib * _GIB))]
-        if model.cpu_threads_bind is not None:
-            env["VLLM_CPU_OMP_THREADS_BIND"] = model.cpu_threads_bind
-        if model.cpu_reserved_cores is not None:
-            env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(model.cpu_reserved_cores)
-    else:
-        argv += ["--gpu-memory-utilization", str(model.gpu_memory_utilization)]
-    return ServerCommand(tuple(argv), env)
+    return ServerCommand(tuple(argv), settings.env)
 
 
 def as_remote(model: ModelConfig, url: str, api_key: str | None = None) -> ModelConfig:

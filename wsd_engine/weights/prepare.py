@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from wsd_engine.config import AppConfig, EmbeddedModel, ModelConfig, cache_dir
+from wsd_engine.config import EmbeddedModel, ModelConfig, PipelineConfig, cache_dir
 from wsd_engine.weights.embedded import EMBEDDED_MODELS, EmbeddedModelSpec, PrepareError
 from wsd_engine.weights.tokenizer_url import fetch_tokenizer, fetched_path, is_fetched, is_url
 
@@ -73,7 +73,7 @@ def resolve_model_path(model: ModelConfig, root: Path | None = None) -> Path:
     return prepared_path(spec, root)
 
 
-def prepare_config(config: AppConfig, root: Path | None = None) -> dict[str, Path]:
+def prepare_config(config: PipelineConfig, root: Path | None = None) -> dict[str, Path]:
     """Prepare every embedded model a config uses, and fetch the tokenizers given by URL;
     returns served id -> directory."""
     paths: dict[str, Path] = {}

@@ -2,45 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from wsd_engine.config import ModelConfig
-from wsd_engine.engines.protocol import (
-    EngineRequestInvalid,
-    EngineUnavailable,
-    FinishReason,
-    SamplingSettings,
-    StructuredKind,
-    StructuredOutput,
-)
-from wsd_engine.engines.remote_wire import (
-    _error_from_body,
-    completion_fields,
-    delta_from_chunk,
-    scores_from_rows,
-    stopped_at_strings,
-)
+from wsd_engine.engines.engine import EngineRequestInvalid, EngineUnavailable, FinishReason
+from wsd_engine.engines.remote_wire import _error_from_body, delta_from_chunk, scoring_pass
 from wsd_engine.engines.vllm_server import as_remote, vllm_server_command
-
-
-def test_every_sampling_field_is_sent():
-    settings = SamplingSettings(
-        max_tokens=9, temperature=0.7, top_p=0.9, seed=5, stop=("\n",), num_logprobs=2,
-        ignore_eos=True, presence_penalty=0.5, frequency_penalty=-0.5, repetition_penalty=1.1,
-        top_k=0, min_p=0.05, logit_bias=((7, 2.0),), stop_token_ids=(3,), min_tokens=2,
-        structured=StructuredOutput(StructuredKind.JSON_SCHEMA, json.dumps({"type": "object"})),
-    )  # fmt: skip
-    fields = completion_fields(settings)
-    assert fields == {
-        "max_tokens": 9, "temperature": 0.7, "top_p": 0.9, "top_k": -1, "min_p": 0.05,
-        "presence_penalty": 0.5, "frequency_penalty": -0.5, "repetition_penalty": 1.1,
-        "ignore_eos": True, "min_tokens": 2, "stop_token_ids": [3], "seed": 5,
-        "logprobs": 2, "logit_bias": {"7": 2.0},
-        "structured_outputs": {"json": {"type": "object"}},
-    }  # fmt: skip
-    assert "seed" not in completion_fields(SamplingSettings(max_tokens=1))
 
 
 def test_a_completion_chunk_becomes_a_delta_with_token_id_logprobs():
@@ -60,13 +27,15 @@ def test_a_completion_chunk_becomes_a_delta_with_token_id_logprobs():
     assert delta_from_chunk({"text": "", "finish_reason": None}).logprobs is None
 
 
-def test_scores_read_the_rows_after_the_prefix():
+def test_a_scoring_response_becomes_the_rows_after_the_prefix():
     rows = [None, {"5": {"logprob": -1.0, "rank": 1}},
             {"6": {"logprob": -0.5, "rank": 2}, "8": {"logprob": -0.2, "rank": 1}},
             {"7": {"logprob": -0.1, "rank": 1}}]  # fmt: skip
-    scores = scores_from_rows({"prompt_logprobs": rows, "next_token": 42}, [6, 7], start=2)
-    assert scores.logprobs == [-0.5, -0.1]
-    assert scores.greedy_next == [7, 42]
+    payload = {"prompt_logprobs": rows, "usage": {"prompt_tokens_details": {"cached_tokens": 1}}}
+    scored = scoring_pass(payload, start=2, next_token=42)
+    assert scored.rows == [{6: (-0.5, 2), 8: (-0.2, 1)}, {7: (-0.1, 1)}]
+    assert (scored.next_token, scored.num_cached_tokens) == (42, 1)
+    assert scoring_pass({"prompt_logprobs": rows}, 2, 42).num_cached_tokens is None
 
 
 def test_server_errors_map_onto_the_engine_protocol():
@@ -104,17 +73,3 @@ def test_a_local_model_as_a_remote_one(embedded_config):
 def test_remote_model_configs_are_checked(fields, problem):
     with pytest.raises(ValueError, match=problem):
         ModelConfig(served_model_name="m", **fields)
-
-
-def test_stop_strings_are_applied_to_the_streamed_text():
-    from wsd_engine.engines.protocol import GenerationDelta
-    from wsd_engine.stop_strings import StopStringFilter
-
-    stops = StopStringFilter(("\n[User]", "###"))
-    pieces = ["Paris is", " nice.\n", "[Us", "er] more"]
-    out = [stopped_at_strings(GenerationDelta([i], p), stops) for i, p in enumerate(pieces)]
-    assert [d.text for d in out] == ["Paris is", " nice.", "", ""]
-    assert out[-1].finish_reason is FinishReason.STOP and out[-2].finish_reason is None
-    free = StopStringFilter(("###",))
-    last = stopped_at_strings(GenerationDelta([1], "a #", finish_reason=FinishReason.LENGTH), free)
-    assert last.text == "a #"  # held-back text is released at the end

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import psutil
 import pytest
+from vllm.sampling_params import RequestOutputKind
 
 from wsd_engine.config import PromptTemplate
-from wsd_engine.engines.protocol import (
+from wsd_engine.engines.engine import (
     FinishReason,
     SamplingSettings,
     StructuredKind,
@@ -22,9 +24,9 @@ pytestmark = pytest.mark.slow
 QUESTION = [Message(MessageRole.USER, "Name three colours of the rainbow.")]
 
 
-async def collect(engine, prompt_ids, settings, request_id):
+async def collect(engine, prompt_ids, settings, request_id, max_tokens):
     tokens, text, logprobs, finish = [], "", [], None
-    async for delta in engine.generate(prompt_ids, settings, request_id):
+    async for delta in engine.generate(prompt_ids, settings, request_id, max_tokens=max_tokens):
         tokens += delta.token_ids
         text += delta.text
         if delta.logprobs is not None:
@@ -36,12 +38,12 @@ async def collect(engine, prompt_ids, settings, request_id):
 async def test_both_engines_answer_in_one_process(engine_pair, server_loop):
     pilot_prompt = render_prompt(engine_pair.pilot.tokenizer, QUESTION, PromptTemplate.CHAT)
     base_prompt = render_prompt(engine_pair.base.tokenizer, QUESTION, PromptTemplate.PLAIN)
-    settings = SamplingSettings(max_tokens=16)
+    settings = SamplingSettings()
 
     async def together():
         return await asyncio.gather(
-            collect(engine_pair.pilot, pilot_prompt.token_ids, settings, "both-pilot"),
-            collect(engine_pair.base, base_prompt.token_ids, settings, "both-base"),
+            collect(engine_pair.pilot, pilot_prompt.token_ids, settings, "both-pilot", 16),
+            collect(engine_pair.base, base_prompt.token_ids, settings, "both-base", 16),
         )
 
     (p_tokens, p_text, _, p_finish), (b_tokens, b_text, _, b_finish) = await server_loop.call(
@@ -56,9 +58,10 @@ async def test_both_engines_answer_in_one_process(engine_pair, server_loop):
 
 async def test_greedy_pilot_generation_is_deterministic(engine_pair, server_loop):
     prompt = render_prompt(engine_pair.pilot.tokenizer, QUESTION, PromptTemplate.CHAT)
-    settings = SamplingSettings(max_tokens=32)
-    first = await server_loop.call(collect(engine_pair.pilot, prompt.token_ids, settings, "det-1"))
-    second = await server_loop.call(collect(engine_pair.pilot, prompt.token_ids, settings, "det-2"))
+    settings = SamplingSettings()
+    pilot = engine_pair.pilot
+    first = await server_loop.call(collect(pilot, prompt.token_ids, settings, "det-1", 32))
+    second = await server_loop.call(collect(pilot, prompt.token_ids, settings, "det-2", 32))
     assert first[0] == second[0]
     assert first[1] == second[1]
 
@@ -68,9 +71,9 @@ async def test_scoring_matches_generation_logprobs(engine_pair, server_loop, rol
     engine = getattr(engine_pair, role)
     template = PromptTemplate.CHAT if role == "pilot" else PromptTemplate.PLAIN
     prompt = render_prompt(engine.tokenizer, QUESTION, template)
-    settings = SamplingSettings(max_tokens=24, num_logprobs=0, ignore_eos=True)
+    settings = SamplingSettings(num_logprobs=0, ignore_eos=True)
     tokens, _, generated_logprobs, _ = await server_loop.call(
-        collect(engine, prompt.token_ids, settings, f"gen-{role}")
+        collect(engine, prompt.token_ids, settings, f"gen-{role}", 24)
     )
     assert len(tokens) == 24
     scores = await server_loop.call(engine.score(prompt.token_ids, tokens, f"score-{role}"))
@@ -97,7 +100,7 @@ async def test_scoring_matches_generation_logprobs(engine_pair, server_loop, rol
     assert tail.greedy_next == scores.greedy_next[half:]
     # the greedy token after the last scored one is what generation writes next
     longer, *_ = await server_loop.call(
-        collect(engine, prompt.token_ids, SamplingSettings(max_tokens=25, ignore_eos=True), "g25")
+        collect(engine, prompt.token_ids, SamplingSettings(ignore_eos=True), "g25", 25)
     )
     assert scores.greedy_next[-1] == longer[24]
     assert other.logprobs != scored
@@ -117,13 +120,15 @@ async def _wait_idle(pair, timeout_s=5.0):
 
 async def test_cancelling_the_consumer_aborts_the_request(engine_pair, server_loop):
     engine = engine_pair.base
-    settings = SamplingSettings(max_tokens=1000, ignore_eos=True)
+    settings = SamplingSettings(ignore_eos=True)
 
     async def scenario():
         started = asyncio.Event()
 
         async def consume():
-            async for _ in engine.generate([2, 108, 236840], settings, "cancel-me"):
+            async for _ in engine.generate(
+                [2, 108, 236840], settings, "cancel-me", max_tokens=1000
+            ):
                 started.set()
 
         task = asyncio.create_task(consume())
@@ -172,12 +177,12 @@ def test_engine_args_carry_the_scheduler_budget(embedded_config, tmp_path):
 
 
 async def test_a_request_vllm_refuses_names_the_parameter(engine_pair, server_loop):
-    from wsd_engine.engines.protocol import EngineRequestInvalid
+    from wsd_engine.engines.engine import EngineRequestInvalid
 
     async def refused():
-        settings = SamplingSettings(max_tokens=4, temperature=-1.0)
+        settings = SamplingSettings(temperature=-1.0)
         with pytest.raises(EngineRequestInvalid) as raised:
-            await collect(engine_pair.base, [2, 100], settings, "refused-temperature")
+            await collect(engine_pair.base, [2, 100], settings, "refused-temperature", 4)
         return raised.value
 
     error = await server_loop.call(refused())
@@ -187,39 +192,60 @@ async def test_a_request_vllm_refuses_names_the_parameter(engine_pair, server_lo
 
 def test_every_sampling_setting_reaches_vllm():
     # sampled: with temperature 0 vLLM turns top_k and min_p off (they cannot change the argmax)
-    from wsd_engine.engines.vllm_local import _to_sampling_params
+    from wsd_engine.engines.vllm_local import _sampling_params
 
     settings = SamplingSettings(
-        max_tokens=9, temperature=0.7, presence_penalty=0.5, frequency_penalty=-0.5,
+        temperature=0.7, presence_penalty=0.5, frequency_penalty=-0.5,
         repetition_penalty=1.2, top_k=5, min_p=0.1, logit_bias=((7, 3.5),),
         stop_token_ids=(11,), min_tokens=2, ignore_eos=True,
     )  # fmt: skip
-    params = _to_sampling_params(settings)
+    params = _sampling_params(settings, 9, RequestOutputKind.DELTA)
+    assert params.max_tokens == 9
     assert (params.presence_penalty, params.frequency_penalty) == (0.5, -0.5)
     assert (params.repetition_penalty, params.top_k, params.min_p) == (1.2, 5, 0.1)
     assert params.logit_bias == {7: 3.5} and params.stop_token_ids == [11]
     assert params.min_tokens == 2 and params.ignore_eos
+    assert not params.stop  # stop strings are matched by the server, on the text
 
 
 def test_a_structured_output_reaches_vllm():
-    from wsd_engine.engines.vllm_local import _to_sampling_params
+    from wsd_engine.engines.vllm_local import _sampling_params
 
     schema = '{"type": "object", "properties": {"a": {"type": "integer"}}}'
     as_schema = StructuredOutput(StructuredKind.JSON_SCHEMA, schema)
-    params = _to_sampling_params(SamplingSettings(max_tokens=4, structured=as_schema))
-    assert params.structured_outputs.json == schema
+    delta = RequestOutputKind.DELTA
+    params = _sampling_params(SamplingSettings(structured=as_schema), 4, delta)
+    assert params.structured_outputs.json == json.loads(schema)
     as_object = StructuredOutput(StructuredKind.JSON_OBJECT)
-    params = _to_sampling_params(SamplingSettings(max_tokens=4, structured=as_object))
+    params = _sampling_params(SamplingSettings(structured=as_object), 4, delta)
     assert params.structured_outputs.json_object is True
-    assert _to_sampling_params(SamplingSettings(max_tokens=4)).structured_outputs is None
+    assert _sampling_params(SamplingSettings(), 4, delta).structured_outputs is None
+
+
+def test_the_server_flags_are_the_in_process_engine_arguments(embedded_config, tmp_path):
+    """vLLM's own parser reads the server command's flags into the engine arguments the
+    in-process adapter uses: one translation, two renderings."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    from wsd_engine.engines.vllm_common import engine_settings
+    from wsd_engine.engines.vllm_local import engine_args
+
+    for model in (embedded_config.pilot, embedded_config.base):
+        settings = engine_settings(model, tmp_path, on_cpu=True)
+        parser = AsyncEngineArgs.add_cli_args(FlexibleArgumentParser())
+        parsed = AsyncEngineArgs.from_cli_args(parser.parse_args(settings.server_flags()))
+        in_process = engine_args(model, tmp_path)
+        for name in settings.args:
+            assert getattr(parsed, name) == getattr(in_process, name), name
 
 
 async def test_a_logit_bias_changes_the_output(engine_pair, server_loop):
     base = engine_pair.base
     prompt = render_prompt(base.tokenizer, QUESTION, PromptTemplate.PLAIN).token_ids
     (forced,) = base.tokenizer.encode(" banana", add_special_tokens=False)
-    plain = SamplingSettings(max_tokens=3)
-    biased = SamplingSettings(max_tokens=3, logit_bias=((forced, 100.0),))
-    tokens, _, _, _ = await server_loop.call(collect(base, prompt, plain, "bias-off"))
-    forced_tokens, _, _, _ = await server_loop.call(collect(base, prompt, biased, "bias-on"))
+    plain = SamplingSettings()
+    biased = SamplingSettings(logit_bias=((forced, 100.0),))
+    tokens, _, _, _ = await server_loop.call(collect(base, prompt, plain, "bias-off", 3))
+    forced_tokens, _, _, _ = await server_loop.call(collect(base, prompt, biased, "bias-on", 3))
     assert tokens[0] != forced and forced_tokens == [forced] * 3

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
+from server.config import AppConfig
 from tests.fakes.tiny_tokenizers import tiny_base_tokenizer, tiny_pilot_tokenizer
-from wsd_engine.config import AppConfig, ModelConfig
+from wsd_engine.config import ModelConfig
 from wsd_engine.weights.embedded import PrepareError
 from wsd_engine.weights.prepare import prepare_config, resolve_model_path
 from wsd_engine.weights.tokenizer_url import fetch_tokenizer, fetched_path
@@ -83,7 +84,7 @@ def test_a_folder_without_a_tokenizer_is_a_clear_error(file_server, tmp_path):
 
 
 def test_an_unreachable_url_is_a_clear_error(tmp_path):
-    from benchmarks.background import free_port
+    from server.background import free_port
 
     url = f"http://127.0.0.1:{free_port()}/model"
     with pytest.raises(PrepareError, match="fetching"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -59,14 +59,14 @@ class StructuredOutput:
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """Decoding settings for one engine request."""
+    """How an engine picks tokens. The budget (`max_tokens`) is given per engine request, and
+    stop strings are matched by the caller, on the text (engines get none: vLLM would hold
+    back the last characters of every chunk that might begin one)."""
 
-    max_tokens: int
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
-    stop: tuple[str, ...] = ()
-    num_logprobs: int | None = None
+    num_logprobs: int | None = None  # alternatives per token, when logprobs are asked for
     ignore_eos: bool = False
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
@@ -84,6 +84,11 @@ class SamplingSettings:
         token than the raw top-1)."""
         penalties = (self.presence_penalty, self.frequency_penalty, self.repetition_penalty)
         return penalties != (0.0, 0.0, 1.0) or bool(self.logit_bias) or self.structured is not None
+
+    def for_choice(self, index: int) -> SamplingSettings:
+        """The settings of choice `index` of `n`: a seeded request samples choice i with
+        seed + i."""
+        return self if self.seed is None else replace(self, seed=self.seed + index)
 
 
 @dataclass
@@ -119,7 +124,8 @@ class GenerationDelta:
 
 
 class Engine(Protocol):
-    """One model behind one engine (the in-process vLLM adapter implements it)."""
+    """One model behind one engine: the in-process vLLM adapter (`vllm_local.py`) and the
+    remote one (a vLLM server over HTTP, `vllm_remote.py`) implement it."""
 
     @property
     def model_name(self) -> str:
@@ -151,9 +157,11 @@ class Engine(Protocol):
         sampling: SamplingSettings,
         request_id: str,
         *,
+        max_tokens: int,
         cache_salt: str | None = None,
     ) -> AsyncIterator[GenerationDelta]:
-        """Stream a generation; cancelling the consumer aborts the request.
+        """Stream up to `max_tokens` tokens; closing or cancelling the consumer aborts the
+        request.
 
         Requests with a `cache_salt` share prefix-cache blocks only with requests of the same
         salt.

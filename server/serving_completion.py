@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from pydantic import BaseModel
 
-from server.choices import ChoiceEnd, ChoiceEvent, engine_choice
+from server.choices import ChoiceEnd, ChoicePiece, engine_choice
 from server.protocol import CompletionRequest
+from server.registry import ServedModel
 from server.responses import (
     Completion,
     CompletionChoice,
     CompletionLogprobs,
     TokenLogprobEntry,
     Usage,
+    WSDInfo,
 )
-from server.serving import CompletedChoice, OpenAIServing, ResponseHeader
-from wsd_engine.request import RequestError, completion_budget
+from server.serving import (
+    ChoiceStreams,
+    CompletedChoice,
+    OpenAIServing,
+    ResponseHeader,
+    check_structured_output,
+)
+from wsd_engine.request import check_vocabulary, completion_budget
 
 
 class CompletionServing(OpenAIServing[CompletionRequest]):
@@ -24,40 +30,45 @@ class CompletionServing(OpenAIServing[CompletionRequest]):
 
     id_prefix = "cmpl"
 
-    def choices(self, body: CompletionRequest, request_id: str) -> list[AsyncIterator[ChoiceEvent]]:
-        model = self.registry.get_engine_model(body.model)
+    def preflight(
+        self, body: CompletionRequest, model: ServedModel, request_id: str
+    ) -> ChoiceStreams:
+        body.refuse_unsupported()
+        model = self.registry.get_engine_model(body.model)  # the WSD model serves chat only
+        check_structured_output(body, model)
         tokenizer = model.engine.tokenizer
         body.check_token_ids(len(tokenizer), body.model)
+        sampling = body.sampling(
+            default_temperature=model.default_temperature, num_logprobs=body.logprobs
+        )
+        prompts = body.prompts()
+        num_choices = len(prompts) * body.n
         streams = []
-        for p, prompt in enumerate(body.prompts()):
+        for p, prompt in enumerate(prompts):
             ids = list(tokenizer.encode(prompt)) if isinstance(prompt, str) else list(prompt)
-            _check_vocabulary(ids, len(tokenizer), body.model)
+            check_vocabulary(ids, len(tokenizer), body.model, param="prompt")
             max_tokens = completion_budget(
                 len(ids), body.max_tokens, model.max_model_len, param="prompt"
             )
             body.check_min_tokens(max_tokens)
             for i in range(body.n):
                 index = p * body.n + i
-                settings = body.sampling_settings(
-                    max_tokens=max_tokens,
-                    default_temperature=model.default_temperature,
-                    choice_index=index,
-                    num_logprobs=body.logprobs,
-                )
+                choice_id = request_id if num_choices == 1 else f"{request_id}-{index}"
                 streams.append(
                     engine_choice(
                         model,
                         ids,
-                        settings,
+                        sampling.for_choice(index),
+                        max_tokens=max_tokens,
+                        stop=body.stop_strings(),
                         index=index,
-                        request_id=f"{request_id}-{index}",
-                        num_top_logprobs=body.logprobs,
+                        request_id=choice_id,
                         prompt_index=p,
                     )
                 )
         return streams
 
-    def response(
+    def collected_response(
         self,
         body: CompletionRequest,
         header: ResponseHeader,
@@ -80,16 +91,17 @@ class CompletionServing(OpenAIServing[CompletionRequest]):
             usage=usage,
         )
 
-    def chunks(
-        self, body: CompletionRequest, header: ResponseHeader, event: ChoiceEvent
+    def piece_chunks(
+        self, body: CompletionRequest, header: ResponseHeader, piece: ChoicePiece
     ) -> list[BaseModel]:
-        if isinstance(event, ChoiceEnd):
-            choice = CompletionChoice(
-                index=event.index, text="", finish_reason=event.finish_reason.value
-            )
-        else:
-            logprobs = _logprobs(event.logprobs) if event.logprobs else None
-            choice = CompletionChoice(index=event.index, text=event.text, logprobs=logprobs)
+        logprobs = _logprobs(piece.logprobs) if piece.logprobs else None
+        choice = CompletionChoice(index=piece.index, text=piece.text, logprobs=logprobs)
+        return [_chunk(header, [choice])]
+
+    def end_chunks(
+        self, body: CompletionRequest, header: ResponseHeader, end: ChoiceEnd, wsd: WSDInfo | None
+    ) -> list[BaseModel]:
+        choice = CompletionChoice(index=end.index, text="", finish_reason=end.finish_reason.value)
         return [_chunk(header, [choice])]
 
     def usage_chunk(self, header: ResponseHeader, usage: Usage) -> BaseModel:
@@ -114,14 +126,3 @@ def _logprobs(entries: list[TokenLogprobEntry]) -> CompletionLogprobs:
         result.text_offset.append(offset)
         offset += len(entry.token)
     return result
-
-
-def _check_vocabulary(ids: list[int], vocab_size: int, model_id: str) -> None:
-    """Token-id prompts must hold the model's token ids."""
-    outside = [token for token in ids if not 0 <= token < vocab_size]
-    if outside:
-        raise RequestError(
-            f"prompt: token id {outside[0]} is outside {model_id}'s vocabulary "
-            f"(0 to {vocab_size - 1})",
-            param="prompt",
-        )

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from pydantic import BaseModel
 
-from server.choices import ChoiceEnd, ChoiceEvent, engine_choice, wsd_choice
+from server.choices import ChoiceEnd, ChoicePiece, engine_choice, wsd_choice
 from server.protocol import ChatCompletionRequest
-from server.registry import WSDModel
+from server.registry import ServedModel, WSDModel
 from server.responses import (
     ChatChoice,
     ChatChunkChoice,
@@ -18,9 +16,16 @@ from server.responses import (
     ChoiceLogprobs,
     DeltaMessage,
     Usage,
+    WSDInfo,
 )
-from server.serving import CompletedChoice, OpenAIServing, ResponseHeader
-from wsd_engine.request import RequestError, completion_budget
+from server.serving import (
+    ChoiceStreams,
+    CompletedChoice,
+    OpenAIServing,
+    ResponseHeader,
+    check_structured_output,
+)
+from wsd_engine.request import completion_budget
 from wsd_engine.templates import render_prompt
 
 
@@ -29,54 +34,44 @@ class ChatServing(OpenAIServing[ChatCompletionRequest]):
 
     id_prefix = "chatcmpl"
 
-    def choices(
-        self, body: ChatCompletionRequest, request_id: str
-    ) -> list[AsyncIterator[ChoiceEvent]]:
-        model = self.registry.get(body.model)
-        num_top = body.num_top_logprobs
+    def preflight(
+        self, body: ChatCompletionRequest, model: ServedModel, request_id: str
+    ) -> ChoiceStreams:
+        body.refuse_unsupported()
+        check_structured_output(body, model)
         if isinstance(model, WSDModel):
-            if (structured := body.structured_output()) is not None:
-                raise RequestError(
-                    f"response_format: {structured.kind.value} is not supported with the "
-                    "wsd model yet; use the pilot or base model id for structured output",
-                    param="response_format",
-                    code="unsupported_value",
-                )
+            # token ids are the base model's, as `usage` counts them
             body.check_token_ids(len(model.orchestrator.base.tokenizer), body.model)
             wsd_request = body.to_wsd_request(request_id, model.defaults, model.default_temperature)
             prepared = model.orchestrator.prepare(wsd_request)
             body.check_min_tokens(prepared.max_tokens)
             return [
-                wsd_choice(
-                    model.orchestrator, prepared.for_choice(i), index=i, num_top_logprobs=num_top
-                )
+                wsd_choice(model.orchestrator, prepared.for_choice(i, body.n), index=i)
                 for i in range(body.n)
             ]
+        body.check_token_ids(len(model.engine.tokenizer), body.model)
         prompt = render_prompt(model.engine.tokenizer, body.engine_messages(), model.template)
         max_tokens = completion_budget(
             len(prompt.token_ids), body.requested_max_tokens(), model.max_model_len
         )
-        body.check_token_ids(len(model.engine.tokenizer), body.model)
         body.check_min_tokens(max_tokens)
+        sampling = body.sampling(
+            default_temperature=model.default_temperature, num_logprobs=body.num_top_logprobs
+        )
         return [
             engine_choice(
                 model,
                 prompt.token_ids,
-                body.sampling_settings(
-                    max_tokens=max_tokens,
-                    default_temperature=model.default_temperature,
-                    choice_index=i,
-                    template_stop=prompt.stop,
-                    num_logprobs=num_top,
-                ),
+                sampling.for_choice(i),
+                max_tokens=max_tokens,
+                stop=(*prompt.stop, *body.stop_strings()),
                 index=i,
-                request_id=f"{request_id}-{i}",
-                num_top_logprobs=num_top,
+                request_id=request_id if body.n == 1 else f"{request_id}-{i}",
             )
             for i in range(body.n)
         ]
 
-    def response(
+    def collected_response(
         self,
         body: ChatCompletionRequest,
         header: ResponseHeader,
@@ -89,7 +84,7 @@ class ChatServing(OpenAIServing[ChatCompletionRequest]):
                 message=ChatMessageOut(content=choice.text),
                 logprobs=ChoiceLogprobs(content=choice.logprobs) if body.logprobs else None,
                 finish_reason=choice.end.finish_reason.value,
-                wsd=choice.end.wsd,
+                wsd=choice.wsd,
             )
             for i, choice in enumerate(choices)
         ]
@@ -108,26 +103,32 @@ class ChatServing(OpenAIServing[ChatCompletionRequest]):
         opening = DeltaMessage(role="assistant", content="")
         return [_chunk(header, ChatChunkChoice(index=i, delta=opening)) for i in range(body.n)]
 
-    def chunks(
-        self, body: ChatCompletionRequest, header: ResponseHeader, event: ChoiceEvent
+    def piece_chunks(
+        self, body: ChatCompletionRequest, header: ResponseHeader, piece: ChoicePiece
     ) -> list[BaseModel]:
-        logprobs = ChoiceLogprobs(content=event.logprobs) if event.logprobs else None
-        if not isinstance(event, ChoiceEnd):
-            delta = DeltaMessage(content=event.text)
-            return [
-                _chunk(header, ChatChunkChoice(index=event.index, delta=delta, logprobs=logprobs))
-            ]
+        logprobs = ChoiceLogprobs(content=piece.logprobs) if piece.logprobs else None
+        delta = DeltaMessage(content=piece.text)
+        return [_chunk(header, ChatChunkChoice(index=piece.index, delta=delta, logprobs=logprobs))]
+
+    def end_chunks(
+        self,
+        body: ChatCompletionRequest,
+        header: ResponseHeader,
+        end: ChoiceEnd,
+        wsd: WSDInfo | None,
+    ) -> list[BaseModel]:
         chunks = []
-        if logprobs is not None:  # WSD logprobs arrive with the end
+        if end.logprobs:  # WSD logprobs arrive with the end
+            logprobs = ChoiceLogprobs(content=end.logprobs)
             delta = DeltaMessage(content="")
             chunks.append(
-                _chunk(header, ChatChunkChoice(index=event.index, delta=delta, logprobs=logprobs))
+                _chunk(header, ChatChunkChoice(index=end.index, delta=delta, logprobs=logprobs))
             )
         final = ChatChunkChoice(
-            index=event.index,
+            index=end.index,
             delta=DeltaMessage(),
-            finish_reason=event.finish_reason.value,
-            wsd=event.wsd,
+            finish_reason=end.finish_reason.value,
+            wsd=wsd,
         )
         return [*chunks, _chunk(header, final)]
 
