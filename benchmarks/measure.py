@@ -20,6 +20,11 @@ from wsd_engine.templates import Message
 RESULTS = Path("benchmarks/results")
 
 
+def default_results_dir() -> Path:
+    """benchmarks/results when run from the source tree, else ./wsd-bench-results."""
+    return RESULTS if RESULTS.parent.is_dir() else Path("wsd-bench-results")
+
+
 @dataclass
 class Settings:
     """What one bench invocation runs."""

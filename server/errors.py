@@ -91,6 +91,27 @@ def _validation_error(exc: RequestValidationError) -> OpenAIError:
     return OpenAIError(f"{param}: {message}" if param else str(message), param=param)
 
 
+def _http_error(request: Request, exc: StarletteHTTPException) -> OpenAIError:
+    """Starlette's routing errors, saying what was asked: a path no route serves, a method the
+    route does not take."""
+    status = HTTPStatus(exc.status_code)
+    asked = f"{request.method} {request.url.path}"
+    if status == HTTPStatus.NOT_FOUND and exc.detail == status.phrase:
+        return OpenAIError(
+            f"no route for {asked}: this server does not serve that path",
+            status,
+            code="not_found",
+        )
+    if status == HTTPStatus.METHOD_NOT_ALLOWED:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return OpenAIError(
+            f"method {request.method} is not allowed on {request.url.path} (it takes {allowed})",
+            status,
+            code="method_not_allowed",
+        )
+    return OpenAIError(str(exc.detail), status)
+
+
 def count_error(request: Request, error: OpenAIError) -> None:
     """Count an error in the metrics, by the model the request named."""
     metrics = getattr(request.app.state, "metrics", None)
@@ -114,7 +135,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return respond(request, OpenAIError(str(exc.detail), HTTPStatus(exc.status_code)))
+        response = respond(request, _http_error(request, exc))
+        response.headers.update(exc.headers or {})  # a 405's Allow
+        return response
 
     async def _on_known(request: Request, exc: Exception) -> JSONResponse:
         return respond(request, to_openai_error(exc))

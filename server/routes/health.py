@@ -14,7 +14,16 @@ router = APIRouter()
 HEALTH_TIMEOUT_S = 5.0
 
 
-@router.get("/health")
+HEALTH_RESPONSES = {
+    200: {"description": 'both engines answer: `{"status": "ok", "engines": {...}}`'},
+    503: {
+        "description": "an engine does not answer, or the server is draining: "
+        '`{"status", "detail", "engines"?}`'
+    },
+}
+
+
+@router.get("/health", responses=HEALTH_RESPONSES)
 async def health(registry: RegistryDep, request: Request) -> JSONResponse:
     """503 while the server drains or after an engine died; else both engines' health
     checks, within a few seconds: `{"status", "engines": {role: {"model", "status",

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter
 
 from server.deps import RegistryDep
 from server.protocol import DetokenizeRequest, TokenizeRequest
 from server.responses import DetokenizeResponse, TokenizeResponse
-from server.routes.completions import RESPONSES
+from server.routes.documented import responses
 from wsd_engine.request import RequestError, check_vocabulary
 from wsd_engine.templates import render_prompt
 
 router = APIRouter()
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: RESPONSES[status] for status in (400, 401, 404, 413)
-}
+_ERRORS = responses(400, 401, 404, 413, 500)
 
 
 @router.post("/tokenize", response_model=TokenizeResponse, responses=_ERRORS)

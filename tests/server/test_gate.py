@@ -200,3 +200,24 @@ def test_cors_is_off_by_default_and_configurable(own_scripted_server):
         headers={**preflight, "Origin": "http://evil.example"},
     )
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_the_request_id_is_the_one_the_engines_see(scripted_server, scripted_engines, ids):
+    """One grep follows a request from our log into vLLM's: every engine request of it is
+    named after its X-Request-Id (the client's, or ours)."""
+    pilot, base = scripted_engines.pilot, scripted_engines.base
+    base.probability = lambda i: 0.99  # a window passes: the base scores and continues
+    known = set(pilot.cache_salts) | set(base.cache_salts)
+    body = {"model": ids["wsd"], "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": 24, "wsd": {"window": 2}}  # fmt: skip
+    url = f"{scripted_server.base_url}/v1/chat/completions"
+    answer = httpx.post(url, json=body, headers={"X-Request-Id": "trace-42"}, timeout=30)
+    assert answer.headers["x-request-id"] == "trace-42"
+    assert answer.json()["wsd"]["reason"] == "threshold"
+    engine_ids = (set(pilot.cache_salts) | set(base.cache_salts)) - known
+    assert "trace-42-pilot" in engine_ids and "trace-42-base" in engine_ids
+    assert any(rid.startswith("trace-42-score-") for rid in engine_ids)
+    assert all(rid.startswith("trace-42-") for rid in engine_ids)
+    ours = httpx.post(url, json={**body, "model": ids["base"], "n": 2}, timeout=30)
+    rid = ours.headers["x-request-id"]
+    assert {f"{rid}-0", f"{rid}-1"} <= set(base.cache_salts)  # one per choice
