@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from server.cli import add_config_flags, config_from_args
-from server.config import AppConfig, config_path
+from server.settings import AppConfig, config_path
 from wsd_engine.config import ConfigError, cache_dir
 from wsd_engine.weights.embedded import EMBEDDED_MODELS, PrepareError
 from wsd_engine.weights.prepare import describe, prepare_config

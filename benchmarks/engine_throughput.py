@@ -14,7 +14,7 @@ import json
 import statistics
 import time
 
-from server.config import load_config
+from server.settings import load_config
 from wsd_engine.config import PromptTemplate
 from wsd_engine.engines.engine import Engine, SamplingSettings
 from wsd_engine.engines.pair import EnginePair

@@ -36,7 +36,7 @@ from benchmarks.peer import Peer
 from benchmarks.report import write_report
 from benchmarks.scoring_cost import switch_floor
 from server.background import BackgroundLoop, free_port, start_server
-from server.config import AppConfig, load_config
+from server.settings import AppConfig, load_config
 from wsd_engine.engines.pair import EnginePair
 from wsd_engine.offline import run_offline
 from wsd_engine.request import WSDRequest

@@ -18,7 +18,7 @@ import time
 from tqdm import tqdm
 
 from benchmarks.prompts import CHAT_PROMPTS
-from server.config import load_config
+from server.settings import load_config
 from wsd_engine.config import Role, WSDSettings
 from wsd_engine.engines.engine import SamplingSettings
 from wsd_engine.engines.pair import EnginePair

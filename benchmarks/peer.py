@@ -15,7 +15,7 @@ import httpx
 
 from benchmarks.measure import ModeResult, Settings, aggregate, run_load, stream_chat
 from server.background import free_port, wait_ready
-from server.config import AppConfig
+from server.settings import AppConfig
 from wsd_engine.templates import PLAIN_STOP_STRINGS, render_plain_text
 
 logger = logging.getLogger("wsd.bench")

@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks.harness import bench_server
 from benchmarks.measure import EngineFloor, ModeResult, Settings
 from server.background import free_port, wait_ready
-from server.config import load_config
+from server.settings import load_config
 from wsd_engine.config import ModelConfig
 from wsd_engine.engines.vllm_server import as_remote, vllm_server_command
 from wsd_engine.weights.prepare import prepare_config

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from benchmarks.remote import serve_models, stop_servers
-from server.config import load_config
+from server.settings import load_config
 from wsd_engine.engines.vllm_remote import RemoteVLLMEngine
 from wsd_engine.weights.prepare import prepare_config
 

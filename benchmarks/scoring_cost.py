@@ -18,7 +18,7 @@ import statistics
 import time
 
 from benchmarks.measure import EngineFloor
-from server.config import load_config
+from server.settings import load_config
 from wsd_engine.engines.engine import Engine, SamplingSettings
 from wsd_engine.engines.vllm_local import VLLMEngine
 from wsd_engine.weights.prepare import prepare_config

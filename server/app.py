@@ -14,7 +14,6 @@ from typing import Any
 from fastapi import FastAPI
 
 from server import __version__
-from server.config import AppConfig
 from server.errors import OpenAIError, install_error_handlers
 from server.gate import ServerState, middleware_stack, tag_log_records_with_request_ids
 from server.metrics import WSDMetrics
@@ -22,6 +21,7 @@ from server.registry import ModelRegistry
 from server.routes import completions, health, models, playground, prometheus, tokenize
 from server.serving_chat import ChatServing
 from server.serving_completion import CompletionServing
+from server.settings import AppConfig
 from wsd_engine.config import Role
 from wsd_engine.engines.pair import EnginePair
 

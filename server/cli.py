@@ -22,7 +22,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
-from server.config import AppConfig, config_path
+from server.settings import AppConfig, config_path
 from wsd_engine.config import (
     ConfigError,
     EmbeddedModel,

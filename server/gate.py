@@ -21,9 +21,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.config import ServerConfig
 from server.errors import OpenAIError, error_response
 from server.metrics import WSDMetrics
+from server.settings import ServerConfig
 from server.sse import SSE_DONE, sse_error
 from wsd_engine.cancellation import cancel_and_wait
 

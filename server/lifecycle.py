@@ -12,9 +12,9 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from server.config import AppConfig
 from server.errors import OpenAIError
 from server.gate import ServerState
+from server.settings import AppConfig
 
 logger = logging.getLogger("wsd.server")
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from server import __version__
-from server.config import AppConfig
+from server.settings import AppConfig
 from wsd_engine.config import Role
 from wsd_engine.timeline import StreamTimeline
 

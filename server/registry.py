@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from server.config import AppConfig
 from server.errors import OpenAIError
+from server.settings import AppConfig
 from wsd_engine.config import PromptTemplate, Role, WSDSettings
 from wsd_engine.engines.engine import Engine
 from wsd_engine.engines.pair import EnginePair

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from server.background import BackgroundLoop, free_port, start_server
-from server.config import AppConfig, load_config
+from server.settings import AppConfig, load_config
 from tests.fakes.tiny_tokenizers import tiny_base_tokenizer, tiny_pilot_tokenizer
 from wsd_engine.weights.prepare import prepare_config
 

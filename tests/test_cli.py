@@ -14,7 +14,7 @@ import pytest
 
 from server.background import free_port, wait_ready
 from server.cli import config_from_args
-from server.config import load_config
+from server.settings import load_config
 from tests.conftest import EMBEDDED_CONFIG
 from wsd_cli import _server_overrides, build_parser
 from wsd_engine.config import ConfigError, EmbeddedModel

@@ -54,3 +54,54 @@ def test_ci_runs_the_readmes_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test    # install (first time)" in readme
     assert (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == "make test"
+
+
+def test_no_two_modules_share_a_name():
+    """One name, one module: `protocol.py` in two packages had two meanings."""
+    names: dict[str, Path] = {}
+    for package in ("wsd_engine", "server", "benchmarks"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path.name == "__init__.py":
+                continue
+            assert path.name not in names, (path, names.get(path.name))
+            names[path.name] = path
+
+
+def test_vllm_is_imported_by_the_in_process_adapter_alone():
+    """What the project knows about vLLM lives in engines/vllm_common.py, which imports no
+    vLLM (the remote adapter runs without it); the in-process adapter is the one importer."""
+    importers = {
+        path.relative_to(ROOT).as_posix()
+        for package in ("wsd_engine", "server")
+        for path in (ROOT / package).rglob("*.py")
+        if re.search(r"^\s*(from|import) vllm\b", path.read_text(), re.M)
+    }
+    assert importers == {"wsd_engine/engines/vllm_local.py"}
+
+
+@pytest.mark.timeout(300)
+def test_the_wheel_ships_the_configs_and_the_page(tmp_path):
+    """A non-editable install (the images use one) has the shipped configs by name."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "wsd_cli.py"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("wsd_engine", "server", "benchmarks", "configs"):
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(ROOT / name, source / name, symlinks=True, ignore=ignore)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
+         "-q", "-w", str(tmp_path)],
+        capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("wsd_server-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for config in (ROOT / "configs").glob("*.yaml"):
+        assert f"server/configs/{config.name}" in names
+    assert "server/playground/index.html" in names and "wsd_cli.py" in names

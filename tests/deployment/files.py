@@ -19,7 +19,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from server.config import AppConfig, load_config
+from server.settings import AppConfig, load_config
 from wsd_engine.config import Role
 
 ROOT = Path(__file__).resolve().parent.parent.parent

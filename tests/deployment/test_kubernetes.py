@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from server.config import load_config
+from server.settings import load_config
 from tests.deployment.files import (
     CONFIGS,
     DOCKER,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.config import load_config
+from server.settings import load_config
 from tests.deployment.files import CONFIGS, url_host_port
 from wsd_engine.config import Role
 

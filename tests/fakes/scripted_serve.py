@@ -9,7 +9,7 @@ import sys
 
 from server import lifecycle
 from server.app import create_app
-from server.config import load_config
+from server.settings import load_config
 from tests.server.conftest import new_scripted_engines
 from wsd_engine.engines.engine import EngineUnavailable
 

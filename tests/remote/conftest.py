@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from server.background import free_port, wait_ready
-from server.config import AppConfig
+from server.settings import AppConfig
 from tests.conftest import LiveServer, serve
 from wsd_engine.config import ModelConfig
 from wsd_engine.engines.vllm_server import as_remote, vllm_server_command

@@ -22,7 +22,7 @@ from schemathesis import BaseSchema, Case, CheckContext, Response
 from schemathesis.checks import not_a_server_error, status_code_conformance
 
 from server.background import BackgroundLoop
-from server.config import AppConfig, load_config
+from server.settings import AppConfig, load_config
 from tests.conftest import EMBEDDED_CONFIG, LiveServer, serve
 from tests.fakes.tiny_tokenizers import tiny_base_tokenizer, tiny_pilot_tokenizer
 from tests.server.conftest import new_scripted_engines

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import load_config
+from server.settings import load_config
 from wsd_engine.config import ConfigError, PromptTemplate, Role
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

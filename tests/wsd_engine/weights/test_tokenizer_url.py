@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from server.config import AppConfig
+from server.settings import AppConfig
 from tests.fakes.tiny_tokenizers import tiny_base_tokenizer, tiny_pilot_tokenizer
 from wsd_engine.config import ModelConfig
 from wsd_engine.weights.embedded import PrepareError
