@@ -138,7 +138,9 @@ def test_serve_a_pair_from_their_folders_from_another_directory(model_paths, ids
     serve = [*wsd, "serve", "--pilot", str(pilot), "--base", str(base), "--port", str(port),
              "--dtype", "float32", "--kv-cache-space-gib", "0.5", "--block-size", "32",
              "--pilot-cpu-threads-bind", "0", "--base-cpu-threads-bind", "1",
-             "--cpu-reserved-cores", "0"]  # fmt: skip
+             "--cpu-reserved-cores", "0",
+             # next to the session's engines: small prompt-logprobs buffers (262k-token vocab)
+             "--max-num-batched-tokens", "256"]  # fmt: skip
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(serve, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
