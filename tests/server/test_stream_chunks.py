@@ -47,6 +47,8 @@ def test_chat_chunks_are_the_tokens_texts(any_server, ids):
     body = {"model": ids["pilot"], "messages": Q, "max_tokens": 16, "temperature": 0,
             "stream": True, "logprobs": True}  # fmt: skip
     chunks = stream(any_server, "/v1/chat/completions", body)
+    if chunks and not chunks[-1][0]:  # the end-of-turn token: its entry names it, it has no text
+        chunks.pop()
     assert len(chunks) >= 6
     for text, tokens in chunks:
         assert [text] == tokens
