@@ -18,9 +18,19 @@ from server.errors import OpenAIError, install_error_handlers
 from server.gate import ServerState, middleware_stack, tag_log_records_with_request_ids
 from server.metrics import WSDMetrics
 from server.registry import ModelRegistry
-from server.routes import completions, health, models, playground, prometheus, tokenize
+from server.response_store import ResponseStore
+from server.routes import (
+    completions,
+    health,
+    models,
+    playground,
+    prometheus,
+    responses_api,
+    tokenize,
+)
 from server.serving_chat import ChatServing
 from server.serving_completion import CompletionServing
+from server.serving_responses import ResponsesServing
 from server.settings import AppConfig
 from wsd_engine.config import Role
 from wsd_engine.engines.pair import EnginePair
@@ -64,6 +74,10 @@ def create_app(
             app.state.registry = registry
             app.state.chat = ChatServing(registry, metrics)
             app.state.completions = CompletionServing(registry, metrics)
+            store = ResponseStore(
+                config.server.response_store_size, config.server.response_store_max_age_s
+            )
+            app.state.responses = ResponsesServing(registry, metrics, app.state.chat, store)
             watcher = asyncio.create_task(watch_engines(pair, state, engine_died))
             logger.info(
                 "ready: serving %s on http://%s:%d/v1",
@@ -103,6 +117,7 @@ def create_app(
     _document_errors_as_sent(app)
     install_error_handlers(app)
     app.include_router(completions.router)
+    app.include_router(responses_api.router)
     app.include_router(models.router)
     app.include_router(tokenize.router)
     app.include_router(health.router)

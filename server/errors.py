@@ -80,8 +80,8 @@ def error_response(error: OpenAIError) -> JSONResponse:
 
 
 def _validation_error(exc: RequestValidationError) -> OpenAIError:
-    first = exc.errors()[0] if exc.errors() else {}
-    location = [str(p) for p in first.get("loc", ()) if p != "body"]
+    first = _most_specific(list(exc.errors()))
+    location = [str(p) for p in first.get("loc", ()) if p != "body" and not _is_union_tag(p)]
     param = ".".join(location) or None
     if first.get("type") == "json_invalid":
         return OpenAIError(f"invalid JSON body: {first.get('msg', '')}", param=None)
@@ -89,6 +89,23 @@ def _validation_error(exc: RequestValidationError) -> OpenAIError:
     if isinstance(message, str) and message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     return OpenAIError(f"{param}: {message}" if param else str(message), param=param)
+
+
+def _most_specific(errors: list[Any]) -> Any:
+    """The error to report: the first, unless all are about one field that takes several
+    shapes (a union: pydantic reports each shape's failure); then the one that got deepest
+    into the value, e.g. `input.0.role` rather than "input is not a string"."""
+    if not errors:
+        return {}
+    fields = {tuple(error.get("loc", ()))[:2] for error in errors}
+    if len(fields) > 1:
+        return errors[0]
+    return max(errors, key=lambda error: len(error.get("loc", ())))
+
+
+def _is_union_tag(part: Any) -> bool:
+    """A location part naming a union's member (`str`, `list[InputMessage]`), not a field."""
+    return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool"})
 
 
 def _http_error(request: Request, exc: StarletteHTTPException) -> OpenAIError:

@@ -30,7 +30,7 @@ from wsd_engine.cancellation import cancel_and_wait
 logger = logging.getLogger("wsd.server")
 
 # The routes that run engine work: admission, the timeout and aborts apply to them.
-GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses"})
 RETRY_AFTER_S = 1
 TOKENIZER_PATHS = frozenset({"/tokenize", "/detokenize"})
 

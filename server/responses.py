@@ -13,9 +13,10 @@ from wsd_engine.request import RunReport
 from wsd_engine.timeline import StreamTimeline
 
 
-def new_id(prefix: str) -> str:
-    """An OpenAI-style object id."""
-    return f"{prefix}-{uuid.uuid4().hex}"
+def new_id(prefix: str, separator: str = "-") -> str:
+    """An OpenAI-style object id: `chatcmpl-…`, `cmpl-…`; the Responses API's are `resp_…`,
+    `msg_…`."""
+    return f"{prefix}{separator}{uuid.uuid4().hex}"
 
 
 def now() -> int:

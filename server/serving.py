@@ -68,7 +68,7 @@ class _Collecting:
 
 
 @dataclass
-class _ChoiceClock:
+class ChoiceClock:
     """One choice's stream timings and the metrics that read them."""
 
     timeline: StreamTimeline
@@ -131,9 +131,9 @@ class OpenAIServing(ABC, Generic[RequestT]):
             return StreamingResponse(
                 self._stream(body, header, choices), media_type="text/event-stream"
             )
-        with self._clocks(body.model, len(choices)) as clocks:
-            completed = await _collect(choices, clocks)
-        usage = _usage([choice.end for choice in completed])
+        with choice_clocks(self.metrics, body.model, len(choices)) as clocks:
+            completed = await collect(choices, clocks)
+        usage = usage_of([choice.end for choice in completed])
         response = self.collected_response(body, header, completed, usage)
         return JSONResponse(to_json(response, ("wsd",)))
 
@@ -174,19 +174,6 @@ class OpenAIServing(ABC, Generic[RequestT]):
     def usage_chunk(self, header: ResponseHeader, usage: Usage) -> BaseModel:
         """The last chunk when the client asked for usage."""
 
-    @contextmanager
-    def _clocks(self, model_name: str, num_choices: int) -> Iterator[list[_ChoiceClock]]:
-        """One clock per choice; a choice that did not end counts as failed or cancelled."""
-        clocks = []
-        for _ in range(num_choices):
-            timeline = StreamTimeline(time.monotonic())
-            clocks.append(_ChoiceClock(timeline, self.metrics.track(model_name, timeline)))
-        try:
-            yield clocks
-        finally:
-            for clock in clocks:
-                clock.timer.done(None)
-
     async def _stream(
         self, body: RequestT, header: ResponseHeader, choices: ChoiceStreams
     ) -> AsyncIterator[str]:
@@ -194,7 +181,7 @@ class OpenAIServing(ABC, Generic[RequestT]):
         for chunk in self.opening_chunks(body, header):
             yield sse(chunk, drop)
         ends: list[ChoiceEnd] = []
-        with self._clocks(body.model, len(choices)) as clocks:
+        with choice_clocks(self.metrics, body.model, len(choices)) as clocks:
             try:
                 async for event in merge(choices):
                     clock = clocks[event.index]
@@ -215,11 +202,27 @@ class OpenAIServing(ABC, Generic[RequestT]):
                 yield SSE_DONE
                 return
         if body.include_usage:
-            yield sse(self.usage_chunk(header, _usage(ends)))
+            yield sse(self.usage_chunk(header, usage_of(ends)))
         yield SSE_DONE
 
 
-async def _collect(choices: ChoiceStreams, clocks: list[_ChoiceClock]) -> list[CompletedChoice]:
+@contextmanager
+def choice_clocks(
+    metrics: WSDMetrics, model_name: str, num_choices: int
+) -> Iterator[list[ChoiceClock]]:
+    """One clock per choice; a choice that did not end counts as failed or cancelled."""
+    clocks = []
+    for _ in range(num_choices):
+        timeline = StreamTimeline(time.monotonic())
+        clocks.append(ChoiceClock(timeline, metrics.track(model_name, timeline)))
+    try:
+        yield clocks
+    finally:
+        for clock in clocks:
+            clock.timer.done(None)
+
+
+async def collect(choices: ChoiceStreams, clocks: list[ChoiceClock]) -> list[CompletedChoice]:
     """Run the choices to their ends; each piece counts as sent when it arrives."""
     collecting = [_Collecting() for _ in choices]
     async for event in merge(choices):
@@ -241,7 +244,7 @@ async def _collect(choices: ChoiceStreams, clocks: list[_ChoiceClock]) -> list[C
     return completed
 
 
-def _usage(ends: list[ChoiceEnd]) -> Usage:
+def usage_of(ends: list[ChoiceEnd]) -> Usage:
     """Each prompt counts once, however many choices it has."""
     prompts = {end.prompt_index: end.num_prompt_tokens for end in ends}
     prompt = sum(prompts.values())

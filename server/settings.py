@@ -62,6 +62,16 @@ class ServerConfig(StrictConfig):
         description="Exit non-zero when an engine dies, so that a supervisor restarts the server.",
     )
     cors: CORSConfig = Field(default_factory=CORSConfig, description="Browser access.")
+    response_store_size: int = Field(
+        default=1024,
+        ge=0,
+        description="Responses API: how many responses this process keeps for "
+        "previous_response_id and GET /v1/responses/{id} (0: none; per replica, so several "
+        "replicas need sticky routing for previous_response_id).",
+    )
+    response_store_max_age_s: float = Field(
+        default=3600.0, gt=0, description="Responses API: how long a stored response is kept."
+    )
 
 
 class AppConfig(PipelineConfig):

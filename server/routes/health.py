@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -14,7 +15,7 @@ router = APIRouter()
 HEALTH_TIMEOUT_S = 5.0
 
 
-HEALTH_RESPONSES = {
+HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": 'both engines answer: `{"status": "ok", "engines": {...}}`'},
     503: {
         "description": "an engine does not answer, or the server is draining: "

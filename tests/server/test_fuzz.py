@@ -81,6 +81,7 @@ def fuzz_schema() -> BaseSchema:
     models_by_path = {
         "/v1/chat/completions": [wsd, pilot, base],
         "/v1/completions": [base, pilot, wsd],
+        "/v1/responses": [wsd, pilot, base],
     }
     vocab_size = min(len(tiny_pilot_tokenizer()), len(tiny_base_tokenizer()))
 
@@ -104,9 +105,10 @@ def steered_body(body: Any, model_ids: Sequence[str], vocab_size: int) -> st.Sea
         choices["stream"] = st.sampled_from([True, body.get("stream", False)])
     if isinstance(body.get("model"), str):
         choices["model"] = mostly(model_ids, body["model"])
-    messages = body.get("messages")
-    if isinstance(messages, list) and messages:
-        choices["messages"] = st.tuples(*(steered_message(m) for m in messages)).map(list)
+    for field in ("messages", "input"):  # chat's messages, the Responses API's input items
+        items = body.get(field)
+        if isinstance(items, list) and items:
+            choices[field] = st.tuples(*(steered_message(m) for m in items)).map(list)
     in_vocab = in_vocabulary(body.get("prompt"), vocab_size)
     if in_vocab is not None:
         choices["prompt"] = st.sampled_from([in_vocab, body["prompt"]])
@@ -167,8 +169,12 @@ def errors_are_openai_objects(ctx: CheckContext, response: Response, case: Case)
     assert isinstance(error["type"], str) and error["type"], f"no type: {body}"
 
 
+RESPONSES_ENDS = {"response.completed", "response.incomplete"}
+
+
 def streams_carry_no_error(ctx: CheckContext, response: Response, case: Case) -> None:
-    """A 200 event stream has no `data: {"error": ...}` line and ends with `[DONE]`."""
+    """A 200 event stream has no error in it and ends as its API ends one: chat and text
+    completions with `[DONE]`, the Responses API with response.completed (or incomplete)."""
     content_type = response.headers.get("content-type", [""])[0]
     if response.status_code != 200 or not content_type.startswith("text/event-stream"):
         return
@@ -177,10 +183,18 @@ def streams_carry_no_error(ctx: CheckContext, response: Response, case: Case) ->
         for line in response.content.decode("utf-8", errors="replace").splitlines()
         if line.startswith("data: ")
     ]
+    assert events, "an empty stream"
+    if case.operation.path == "/v1/responses":
+        kinds = [json.loads(event)["type"] for event in events]
+        assert "response.failed" not in kinds and "error" not in kinds, (
+            f"input refused only after the stream began: {events[-1]}"
+        )
+        assert kinds[-1] in RESPONSES_ENDS, f"the stream ends with {kinds[-1]}"
+        return
     for event in events:
         if event != "[DONE]" and "error" in json.loads(event):
             raise AssertionError(f"input refused only after the stream began: {event}")
-    assert events and events[-1] == "[DONE]", f"the stream does not end with [DONE]: {events[-3:]}"
+    assert events[-1] == "[DONE]", f"the stream does not end with [DONE]: {events[-3:]}"
 
 
 schema = fuzz_schema()
