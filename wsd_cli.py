@@ -1,7 +1,8 @@
-"""The `wsd` command: prepare the models, serve them, benchmark them.
+"""The `wsd` command: prepare the models, serve them, benchmark them, evaluate them.
 
 A top-level module that dispatches to the packages: `server` serves (and builds the config
-from a file or flags, `server/cli.py`), `wsd_engine` prepares the models, `benchmarks` measures.
+from a file or flags, `server/cli.py`), `wsd_engine` prepares the models, `benchmarks`
+measures latency and throughput, `evaluation` the answers' quality and cost.
 Every subcommand works from any directory: the embedded default config ships in the package.
 """
 
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evaluation.options import add_eval_arguments, run_eval_command
 from server.cli import add_config_flags, config_from_args
 from server.settings import AppConfig, config_path
 from wsd_engine.config import ConfigError, cache_dir
@@ -205,6 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
         "./wsd-bench-results)",
     )
     bench.set_defaults(handler=_cmd_bench)
+    evaluate = sub.add_parser(
+        "eval",
+        help="run a prompt set through OpenAI-compatible targets: answers, metrics, a report",
+        description="Run a prompt set (the built-in one, or AlpacaEval, Arena-Hard, MT-Bench, "
+        "HH-RLHF, TruthfulQA or plain JSONL files) through the targets (by default the wsd, "
+        "pilot and base ids of the server at --url; wsd at several settings with --threshold), "
+        "keep every answer as it arrives, and write metrics without a judge, the optional "
+        "judge's verdicts, the threshold sweep and the files AlpacaEval and Arena-Hard read "
+        "(docs/eval.md).",
+    )
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(handler=run_eval_command)
     return parser
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ["wsd_engine", "server", "benchmarks", "wsd_cli.py"]
+SOURCES = ["wsd_engine", "server", "benchmarks", "evaluation", "wsd_cli.py"]
 
 
 def dockerfile_targets() -> dict[str, str]:
@@ -38,7 +38,7 @@ def test_the_console_script_and_packages_are_declared():
     assert project["project"]["scripts"]["wsd"] == "wsd_cli:main"
     assert project["tool"]["setuptools"]["py-modules"] == ["wsd_cli"]
     packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
-    assert {"wsd_engine*", "server*", "benchmarks*"} <= set(packages)
+    assert {"wsd_engine*", "server*", "benchmarks*", "evaluation*"} <= set(packages)
 
 
 def test_server_does_not_import_the_benchmarks_or_the_cli():
@@ -59,7 +59,7 @@ def test_ci_runs_the_readmes_test_command():
 def test_no_two_modules_share_a_name():
     """One name, one module: `protocol.py` in two packages had two meanings."""
     names: dict[str, Path] = {}
-    for package in ("wsd_engine", "server", "benchmarks"):
+    for package in ("wsd_engine", "server", "benchmarks", "evaluation"):
         for path in (ROOT / package).rglob("*.py"):
             if path.name == "__init__.py":
                 continue
@@ -91,7 +91,7 @@ def test_the_wheel_ships_the_configs_and_the_page(tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "wsd_cli.py"):
         shutil.copy(ROOT / name, source / name)
-    for name in ("wsd_engine", "server", "benchmarks", "configs"):
+    for name in ("wsd_engine", "server", "benchmarks", "evaluation", "configs"):
         ignore = shutil.ignore_patterns("__pycache__")
         shutil.copytree(ROOT / name, source / name, symlinks=True, ignore=ignore)
     built = subprocess.run(
@@ -105,3 +105,4 @@ def test_the_wheel_ships_the_configs_and_the_page(tmp_path):
     for config in (ROOT / "configs").glob("*.yaml"):
         assert f"server/configs/{config.name}" in names
     assert "server/playground/index.html" in names and "wsd_cli.py" in names
+    assert "evaluation/builtin_prompts.jsonl" in names
