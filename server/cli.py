@@ -46,7 +46,7 @@ MODEL_FIELDS = (
     "served_model_name", "prompt_template", "url", "tokenizer", "api_key",
     "connect_timeout_s", "connect_retries", "read_timeout_s",
 )  # fmt: skip
-METHOD_FIELDS = ("threshold", "window", "draft_max_tokens", "continue_after_draft_end")
+METHOD_FIELDS = ("threshold", "window", "draft_max_tokens", "continue_after_draft_end", "scoring")
 _BOTH = "both"
 _SEP = "__"  # argparse destinations: <section>__<field>
 

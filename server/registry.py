@@ -67,6 +67,7 @@ class ModelRegistry:
             engines.base,
             pilot_template=config.template_for(Role.PILOT),
             base_template=config.template_for(Role.BASE),
+            scoring=config.wsd.scoring,
         )
         self.wsd = WSDModel(config.wsd.served_model_name, orchestrator, config.wsd.defaults())
         self.models: dict[str, ServedModel] = {self.wsd.id: self.wsd}

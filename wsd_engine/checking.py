@@ -1,4 +1,5 @@
-"""Checking the draft on the base engine: cache-aware scoring passes, one at a time."""
+"""Checking the draft on the base engine, one scoring step at a time: chunks of a scoring
+session (each costs only its new tokens), or cache-aware passes where there is no session."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wsd_engine.engines.engine import Engine, SamplingSettings, Scores
+from wsd_engine.cancellation import cancel_and_wait, cancel_once
+from wsd_engine.engines.engine import Engine, SamplingSettings, Scores, ScoringSession
 from wsd_engine.request import WSDRequest
 from wsd_engine.switch_rule import SwitchTracker
 
@@ -34,8 +36,13 @@ class EngineFailed:
 class DraftChecker:
     """Scores the stable draft on the base engine and feeds the switch rule.
 
-    A scoring pass is a prompt-logprobs request, and the engine computes log-probabilities
-    (a full-vocabulary projection and softmax) for every position it computes, which costs
+    With a scoring session (the in-process engine, `wsd.scoring: session`), the prompt is read
+    once when the request starts and each step sends every stable, unscored draft token as one
+    chunk: its KV stays in the engine, so a chunk costs its new tokens whatever its place in a
+    cache block.
+
+    Without one, a scoring pass is a prompt-logprobs request, and the engine computes
+    log-probabilities (a full-vocabulary projection and softmax) for every position, which costs
     far more than the forward pass. So the prompt is prefilled without them first, every pass
     reads the prefix cache, and while the engine has other work a pass ends one token past a
     cache block boundary: no pass recomputes a partial block another pass already scored.
@@ -55,8 +62,11 @@ class DraftChecker:
         request: WSDRequest,
         max_tokens: int,
         post: Callable[[Any], None],
+        session: ScoringSession | None = None,
     ) -> None:
         self.base = base
+        self.session = session
+        self._closing: asyncio.Task[None] | None = None
         self.prompt_ids = list(prompt_ids)
         self.request_id = request.request_id
         self.cache_salt = request.cache_salt
@@ -90,8 +100,12 @@ class DraftChecker:
         return self._tracker.num_settled_by_score
 
     def start(self) -> None:
-        """Cache the prompt's whole KV blocks, all but its last token (the first pass needs
-        that one's logits for the first draft token)."""
+        """Read the prompt: into the session, or into the prefix cache, whole KV blocks and all
+        but its last token (the first pass needs that one's logits for the first draft
+        token)."""
+        if self.session is not None:
+            self._run(self._read_prompt)
+            return
         block = self.base.cache_block_size
         if block is None or len(self.prompt_ids) <= block:
             self.prompt_cached = True
@@ -106,7 +120,7 @@ class DraftChecker:
         end = min(len(stable_ids), self.max_tokens)
         if end <= start:
             return
-        block = self.base.cache_block_size
+        block = None if self.session is not None else self.base.cache_block_size
         more_to_come = not draft_is_final and end < self.max_tokens
         if block and more_to_come and self.base.num_unfinished_requests() > 0:
             # the cache then ends right before the pass's last token, whose logits the next
@@ -138,6 +152,25 @@ class DraftChecker:
         """The base's greedy token after the first `num_kept` draft tokens, if scored."""
         return self.greedy_next[num_kept - 1] if 0 < num_kept <= len(self.greedy_next) else None
 
+    def stop(self) -> None:
+        """No more scoring: cancel the step in flight, and end the session once that step has
+        let go of it (in a task of its own, which `stopped` waits for)."""
+        for task in self.tasks:
+            cancel_once(task)
+        if self.session is not None and self._closing is None:
+            self._closing = asyncio.create_task(self._close_session())
+
+    async def stopped(self) -> None:
+        """Wait until the session has ended, without cancelling its close (a close cut short
+        would leave the session waiting for input in the engine)."""
+        if self._closing is not None:
+            await asyncio.wait([self._closing])
+
+    async def _close_session(self) -> None:
+        await cancel_and_wait(self.tasks)
+        assert self.session is not None
+        await self.session.close()
+
     def _run(self, work: Callable[[], Awaitable[Any]]) -> None:
         # the coroutine is made inside the task: a task cancelled before it starts leaves
         # no never-awaited coroutine behind
@@ -159,7 +192,14 @@ class DraftChecker:
             pass
         return PromptCached()
 
+    async def _read_prompt(self) -> PromptCached:
+        assert self.session is not None
+        await self.session.start()
+        return PromptCached()
+
     async def _score(self, done: list[int], new: list[int]) -> Scored:
+        if self.session is not None:
+            return Scored(await self.session.score(new))
         request_id = f"{self.request_id}-score-{self.num_passes}"
         prefix = [*self.prompt_ids, *done]
         return Scored(await self.base.score(prefix, new, request_id, cache_salt=self.cache_salt))

@@ -32,6 +32,13 @@ class PromptTemplate(StrEnum):
     PLAIN = "plain"
 
 
+class ScoringMode(StrEnum):
+    """How the base model checks the draft."""
+
+    SESSION = "session"  # one streaming-input session per answer: a chunk costs its new tokens
+    PASSES = "passes"  # an independent prompt-logprobs pass per step, reading the prefix cache
+
+
 class Role(StrEnum):
     """Which part a model plays in Weak-to-Strong Decoding."""
 
@@ -198,10 +205,17 @@ class WSDConfig(WSDSettings):
     """The WSD model id and the method's server-wide defaults."""
 
     served_model_name: str = Field(default="wsd", description="Model id of the WSD pipeline.")
+    scoring: ScoringMode = Field(
+        default=ScoringMode.SESSION,
+        description="How the base model checks the draft: 'session' (one vLLM streaming-input "
+        "session per answer, each chunk costing its new tokens; used where the engine offers "
+        "it: the in-process engine with this package's vLLM plugin active) or 'passes' (an "
+        "independent pass per step, reading the prefix cache; remote engines always).",
+    )
 
     def defaults(self) -> WSDSettings:
         """The settings a request runs with unless it overrides them."""
-        return WSDSettings.model_validate(self.model_dump(exclude={"served_model_name"}))
+        return WSDSettings.model_validate(self.model_dump(exclude={"served_model_name", "scoring"}))
 
 
 class PipelineConfig(StrictConfig):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
-from wsd_engine.config import PromptTemplate
+from wsd_engine.config import PromptTemplate, ScoringMode
 from wsd_engine.engines.engine import Engine
 from wsd_engine.request import TextDelta, WSDOutcome, WSDRequest, completion_budget
 from wsd_engine.run import WSDRun
@@ -40,11 +40,13 @@ class WSDOrchestrator:
         base: Engine,
         pilot_template: PromptTemplate = PromptTemplate.CHAT,
         base_template: PromptTemplate = PromptTemplate.PLAIN,
+        scoring: ScoringMode = ScoringMode.SESSION,
     ) -> None:
         self.pilot = pilot
         self.base = base
         self.pilot_template = pilot_template
         self.base_template = base_template
+        self.scoring = scoring
 
     @property
     def max_model_len(self) -> int:
@@ -69,7 +71,7 @@ class WSDOrchestrator:
 
         Closing or cancelling the iteration cancels every engine request it started.
         """
-        run = WSDRun(self.pilot, self.base, prepared)
+        run = WSDRun(self.pilot, self.base, prepared, self.scoring is ScoringMode.SESSION)
         try:
             async for item in run.execute():
                 yield item

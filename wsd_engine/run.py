@@ -48,7 +48,9 @@ _Event = _PilotDelta | Scored | PromptCached | EngineFailed
 class WSDRun:
     """One request in flight: the draft, its checks, the answer, and its report."""
 
-    def __init__(self, pilot: Engine, base: Engine, prepared: PreparedWSD) -> None:
+    def __init__(
+        self, pilot: Engine, base: Engine, prepared: PreparedWSD, use_session: bool = True
+    ) -> None:
         self.pilot = pilot
         self.base = base
         self.prepared = prepared
@@ -63,9 +65,15 @@ class WSDRun:
             stop=(*prepared.base_prompt.stop, *request.stop),
         )
         self.events: asyncio.Queue[_Event] = asyncio.Queue()
+        session = None
+        if use_session:
+            session = base.open_scoring_session(
+                prepared.base_prompt.token_ids, f"{request.request_id}-session",
+                cache_salt=request.cache_salt,
+            )  # fmt: skip
         self.checker = DraftChecker(
             base, prepared.base_prompt.token_ids, request, prepared.max_tokens,
-            post=self.events.put_nowait,
+            post=self.events.put_nowait, session=session,
         )  # fmt: skip
         self.report = RunReport(threshold=settings.threshold, window=settings.window)
         self.pilot_task: asyncio.Task[None] | None = None
@@ -318,9 +326,12 @@ class WSDRun:
 
     def _stop_background(self) -> None:
         """Abort drafting and scoring now (the engines drop the requests on cancellation)."""
-        for task in self._background_tasks():
-            cancel_once(task)
+        if self.pilot_task is not None:
+            cancel_once(self.pilot_task)
+        self.checker.stop()
 
     async def cancel_background(self) -> None:
         """Cancel drafting and scoring and wait until the engines have dropped them."""
+        self.checker.stop()
         await cancel_and_wait(self._background_tasks())
+        await self.checker.stopped()

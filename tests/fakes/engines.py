@@ -116,6 +116,8 @@ class ScriptedEngine:
         self.is_dead = False  # every call raises EngineUnavailable
         self.recovers = False  # like a remote server: is_dead may be set back to False
         self.cache_salts: dict[str, str | None] = {}  # request id -> its prefix-cache salt
+        self.sessions = False  # offer scoring sessions (as the in-process engine does)
+        self.session_chunks: list[tuple[str, int, int]] = []  # (session, start, end) scored
         self._prompt_lens: dict[str, int] = {}
 
     async def generate(
@@ -188,6 +190,15 @@ class ScriptedEngine:
             raise
         self.running.discard(request_id)
 
+    def open_scoring_session(
+        self, prompt_token_ids: Sequence[int], request_id: str, *, cache_salt: str | None = None
+    ) -> ScriptedSession | None:
+        if not self.sessions:
+            return None
+        self._check_alive()
+        self.cache_salts[request_id] = cache_salt
+        return ScriptedSession(self, list(prompt_token_ids), request_id)
+
     def check_structured_output(self, structured: StructuredOutput) -> None:
         refusal = structured_refusal(structured)
         if refusal is not None:
@@ -240,3 +251,45 @@ class ScriptedEngine:
 
 def _log(p: float) -> float:
     return math.log(p) if p > 0 else -math.inf
+
+
+class ScriptedSession:
+    """A scoring session on a scripted engine: the draft read chunk by chunk, the same
+    probabilities a pass gives; a running request from the prompt's reading to its close."""
+
+    def __init__(self, engine: ScriptedEngine, prompt_token_ids: list[int], request_id: str):
+        self.engine = engine
+        self.request_id = request_id
+        self.num_prompt = len(prompt_token_ids)
+        self.num_read = 0  # draft tokens read
+        self.is_closed = False
+        self.is_started = False
+
+    async def start(self) -> None:
+        if not self.is_started:
+            self.engine._check_alive()
+            self.engine.running.add(self.request_id)
+            self.is_started = True
+            await asyncio.sleep(self.engine.delay_s)
+
+    async def score(self, token_ids: Sequence[int]) -> Scores:
+        await self.start()
+        self.engine._check_alive()
+        if self.is_closed:
+            raise EngineError(f"{self.engine.model_name}: the session ended")
+        await asyncio.sleep(self.engine.delay_s)
+        start = self.num_read
+        self.num_read += len(token_ids)
+        self.engine.session_chunks.append((self.request_id, start, self.num_read))
+        first = self.engine._script_ids()[:1] or [self.engine.tokenizer.eos_token_id]
+        probability = self.engine.probability
+        return Scores(
+            logprobs=[_log(probability(start + i)) for i in range(len(token_ids))],
+            greedy_next=first * len(token_ids),
+        )
+
+    async def close(self) -> None:
+        for _ in range(_ABORT_AWAITS):  # as an abort takes a few turns of the loop
+            await asyncio.sleep(0)
+        self.is_closed = True
+        self.engine.running.discard(self.request_id)

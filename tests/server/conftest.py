@@ -29,6 +29,7 @@ def new_scripted_engines(config) -> EnginePair:
     base = ScriptedEngine(
         config.base.served_model_name, tiny_base_tokenizer(), BASE_TEXT, delay_s=0.001
     )
+    base.sessions = True  # as the in-process engine: one scoring session per answer
     return EnginePair(pilot=pilot, base=base)
 
 

@@ -312,3 +312,49 @@ async def test_first_base_token_the_engine_must_see_goes_through_the_engine(
     assert base.generate_calls[-1][0][-7:] == ids[:7]
     assert outcome.text == base_tokenizer.decode(ids[:7])
     assert outcome.finish_reason is FinishReason.STOP
+
+
+async def test_a_session_scores_the_draft_chunk_by_chunk(pilot_tokenizer, base_tokenizer):
+    """With a scoring session, each step sends every stable, unscored draft token (no block
+    alignment: a chunk costs its new tokens), the answer is the one passes give, and the
+    session ends at the switch."""
+    probability = lambda i: 0.9 if i >= 4 else 0.1  # noqa: E731
+    answers = []
+    for sessions in (False, True):
+        orch, _pilot, base = make(pilot_tokenizer, base_tokenizer, probability=probability,
+                                  delay_s=0.001)  # fmt: skip
+        base.cache_block_size = 8
+        base.sessions = sessions
+        base.running.add("another user's request")  # busy: passes would align to blocks
+        _, outcome = await run(orch, request(window=3, threshold=0.8))
+        base.running.discard("another user's request")
+        answers.append(outcome.text)
+        if sessions:
+            assert base.score_calls == []
+            chunks = base.session_chunks
+            assert chunks and [start for _, start, _ in chunks] == [
+                0, *[end for _, _, end in chunks[:-1]]
+            ]  # fmt: skip
+            assert {name for name, _, _ in chunks} == {"req-session"}
+            assert base.num_unfinished_requests() == 0  # the session ended
+    assert answers[0] == answers[1]
+
+
+async def test_a_cancelled_request_ends_its_session(pilot_tokenizer, base_tokenizer):
+    orch, pilot, base = make(pilot_tokenizer, base_tokenizer, delay_s=0.01)
+    base.sessions = True
+
+    async def consume():
+        async for _ in orch.run(orch.prepare(request(max_tokens=200, threshold=1.0))):
+            pass
+
+    task = asyncio.create_task(consume())
+    for _ in range(200):
+        await asyncio.sleep(0.005)
+        if base.session_chunks:
+            break
+    assert "req-session" in base.running
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert base.num_unfinished_requests() == 0 and pilot.num_unfinished_requests() == 0

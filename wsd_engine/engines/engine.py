@@ -123,6 +123,25 @@ class GenerationDelta:
         return self.finish_reason is not None
 
 
+class ScoringSession(Protocol):
+    """The base engine's reading of one answer's draft, chunk after chunk: the prompt is read
+    once when the session opens, and each chunk costs only its new tokens (their KV stays in
+    the engine between chunks)."""
+
+    async def start(self) -> None:
+        """Read the prompt (a first chunk the engine computes without log-probabilities)."""
+        ...
+
+    async def score(self, token_ids: Sequence[int]) -> Scores:
+        """Log-probabilities of the next draft tokens, after everything read so far, and the
+        model's most likely token after each; one chunk at a time."""
+        ...
+
+    async def close(self) -> None:
+        """End the session (its full KV blocks stay in the prefix cache)."""
+        ...
+
+
 class Engine(Protocol):
     """One model behind one engine: the in-process vLLM adapter (`vllm_local.py`) and the
     remote one (a vLLM server over HTTP, `vllm_remote.py`) implement it."""
@@ -184,6 +203,13 @@ class Engine(Protocol):
     ) -> Scores:
         """Log-probability of each of `token_ids` given the prefix and the tokens before it,
         and the model's most likely token after each of them (one forward pass)."""
+        ...
+
+    def open_scoring_session(
+        self, prompt_token_ids: Sequence[int], request_id: str, *, cache_salt: str | None = None
+    ) -> ScoringSession | None:
+        """A scoring session that starts by reading the prompt, or None when the engine scores
+        with independent passes only (`score`)."""
         ...
 
     @property

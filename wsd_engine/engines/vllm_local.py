@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from typing import Any
 import psutil
 from vllm import SamplingParams, TokensPrompt
 from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.engine.protocol import StreamingInput
 from vllm.exceptions import VLLMClientError
+from vllm.inputs.engine import tokens_input
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
@@ -27,6 +30,7 @@ from wsd_engine.engines.engine import (
     GenerationDelta,
     SamplingSettings,
     Scores,
+    ScoringSession,
     StructuredOutput,
     TokenLogprob,
 )
@@ -41,10 +45,14 @@ from wsd_engine.engines.vllm_common import (
     structured_outputs_fields,
     warm_up,
 )
+from wsd_engine.engines.vllm_session_plugin import SESSION_MARK
 
 logger = logging.getLogger(__name__)
 
 _SPAWN_LOCK = threading.Lock()
+# The warm-up's session check: a short text, in chunks, against a pass over the same tokens.
+_SESSION_CHECK = "The quick brown fox jumps over the lazy dog near the river bank today."
+_SESSION_TOLERANCE = 1e-3  # float32 differences between batch shapes
 
 
 @contextmanager
@@ -128,6 +136,7 @@ class VLLMEngine:
         self._llm = llm
         self._config = model
         self._tokenizer = llm.get_tokenizer()
+        self.sessions_work = False  # known after the warm-up
 
     @classmethod
     def start(cls, model: ModelConfig, model_path: Path) -> VLLMEngine:
@@ -249,6 +258,15 @@ class VLLMEngine:
             reads_cache=self._config.enable_prefix_caching,
         )  # fmt: skip
 
+    def open_scoring_session(
+        self, prompt_token_ids: Sequence[int], request_id: str, *, cache_salt: str | None = None
+    ) -> ScoringSession | None:
+        """A streaming-input session that reads the prompt now and each draft chunk later
+        (None until the warm-up has shown that the session plugin works on this vLLM)."""
+        if not self.sessions_work:
+            return None
+        return VLLMScoringSession(self, prompt_token_ids, request_id, cache_salt)
+
     async def check_health(self) -> None:
         """Raise EngineUnavailable when the engine core is gone."""
         try:
@@ -269,8 +287,129 @@ class VLLMEngine:
         del self._llm
 
     async def warm_up(self) -> None:
-        """A short generation and a scoring pass (`vllm_common.warm_up`)."""
+        """A short generation and a scoring pass (`vllm_common.warm_up`), then a scoring
+        session checked against a pass over the same tokens: sessions are used only when the
+        plugin is active and exact here."""
         await warm_up(self)
+        self.sessions_work = await self._sessions_are_exact()
+
+    async def _sessions_are_exact(self) -> bool:
+        if not self._config.enable_prefix_caching:
+            return False  # a session keeps its KV in the cache's blocks
+        prompt = list(self._tokenizer.encode(_SESSION_CHECK, add_special_tokens=False))
+        prompt = [self._tokenizer.bos_token_id or prompt[0], *prompt]
+        head, chunks = prompt[:4], [prompt[4:9], prompt[9:10], prompt[10:]]
+        session = VLLMScoringSession(self, head, f"warm-up-session-{self.model_name}", None)
+        try:
+            await session.start()
+            scored = [await session.score(chunk) for chunk in chunks]
+        except (EngineError, AssertionError) as exc:
+            logger.info("engine %s: scoring sessions unavailable (%s); scoring with passes",
+                        self.model_name, exc)  # fmt: skip
+            return False
+        finally:
+            await session.close()
+        reference = await self.score(head, prompt[4:], f"warm-up-session-ref-{self.model_name}")
+        logprobs = [value for chunk in scored for value in chunk.logprobs]
+        greedy = [token for chunk in scored for token in chunk.greedy_next]
+        exact = greedy == reference.greedy_next and all(
+            abs(a - b) <= _SESSION_TOLERANCE
+            for a, b in zip(logprobs, reference.logprobs, strict=True)
+        )
+        logger.info(
+            "engine %s: scoring sessions %s", self.model_name,
+            "on (each chunk costs its new tokens)" if exact else "off: they differ from a pass",
+        )  # fmt: skip
+        return exact
+
+
+class VLLMScoringSession:
+    """One answer's draft read by the base engine as a vLLM streaming-input session: the
+    prompt is the first chunk (read without prompt log-probabilities), each draft chunk then
+    asks for them, with `max_tokens=1` (vLLM drops a chunk's sampled token when the next one
+    arrives, so the session's context is exactly the prompt and the chunks sent). The session
+    plugin (`vllm_session_plugin.py`) makes the chunks' log-probabilities whole."""
+
+    def __init__(
+        self,
+        engine: VLLMEngine,
+        prompt_token_ids: Sequence[int],
+        request_id: str,
+        cache_salt: str | None,
+    ) -> None:
+        self._engine = engine
+        self._chunks: asyncio.Queue[list[int] | None] = asyncio.Queue()
+        self._chunks.put_nowait(list(prompt_token_ids))
+        self._cache_salt = cache_salt
+        first = SamplingParams(**_session_params(prompt_logprobs=None))
+        self._outputs = engine._llm.generate(self._inputs(), first, request_id)
+        self._prompt_read = False
+        self._is_open = True
+
+    async def start(self) -> None:
+        """Read the prompt: its chunk's one sampled token is dropped by the next chunk."""
+        if not self._prompt_read:
+            await self._next()
+            self._prompt_read = True
+
+    async def score(self, token_ids: Sequence[int]) -> Scores:
+        """The next chunk's log-probabilities and greedy next tokens."""
+        if not token_ids:
+            return Scores(logprobs=[], greedy_next=[])
+        await self.start()
+        self._chunks.put_nowait(list(token_ids))
+        output = await self._next()
+        rows = (output.prompt_logprobs or [])[-len(token_ids) :]
+        if len(rows) != len(token_ids) or any(row is None for row in rows):
+            raise EngineError(
+                f"{self._engine.model_name}: a session chunk came back without prompt logprobs"
+            )
+        logprobs = [rows[i][token].logprob for i, token in enumerate(token_ids)]
+        greedy_next = [_top(rows[i]) for i in range(1, len(token_ids))]
+        greedy_next.append(output.outputs[0].token_ids[-1])
+        return Scores(logprobs=logprobs, greedy_next=greedy_next)
+
+    async def close(self) -> None:
+        """End the input stream; vLLM then finishes the request."""
+        if not self._is_open:
+            return
+        self._is_open = False
+        self._chunks.put_nowait(None)
+        await self._outputs.aclose()  # type: ignore[attr-defined]
+
+    async def _inputs(self) -> AsyncGenerator[StreamingInput, None]:
+        first = True
+        while (chunk := await self._chunks.get()) is not None:
+            params = None if first else SamplingParams(**_session_params(prompt_logprobs=1))
+            salt = self._cache_salt if first else None
+            prompt = tokens_input(chunk, cache_salt=salt)
+            yield StreamingInput(prompt=prompt, sampling_params=params)
+            first = False
+
+    async def _next(self) -> Any:
+        async with _translate_errors(self._engine.model_name):
+            try:
+                return await self._outputs.__anext__()
+            except StopAsyncIteration:
+                raise EngineError(f"{self._engine.model_name}: the session ended") from None
+
+
+def _session_params(prompt_logprobs: int | None) -> dict[str, Any]:
+    """A session chunk's SamplingParams fields: one greedy token, the chunk's prompt
+    log-probabilities with the top-1, marked for the plugin."""
+    return {
+        "max_tokens": 1,
+        "temperature": 0.0,
+        "prompt_logprobs": prompt_logprobs,
+        "detokenize": False,
+        "output_kind": RequestOutputKind.DELTA,  # vLLM's streaming input takes no other
+        "extra_args": {SESSION_MARK: True},
+    }
+
+
+def _top(row: Any) -> int:
+    """The rank-1 token of a prompt-logprobs row."""
+    return int(min(row.items(), key=lambda item: item[1].rank)[0])
 
 
 def _tokens_prompt(token_ids: Sequence[int], cache_salt: str | None) -> TokensPrompt:

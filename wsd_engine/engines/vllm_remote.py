@@ -184,6 +184,12 @@ class RemoteVLLMEngine:
             run_pass, prefix_token_ids, token_ids, request_id, reads_cache=reads_cache
         )
 
+    def open_scoring_session(
+        self, prompt_token_ids: Sequence[int], request_id: str, *, cache_salt: str | None = None
+    ) -> None:
+        """None: a vLLM server has no streaming-input sessions over HTTP (docs/remote.md)."""
+        return None
+
     def check_structured_output(self, structured: StructuredOutput) -> None:
         """The server checks the constraint when the request arrives (a refusal is a 400)."""
 

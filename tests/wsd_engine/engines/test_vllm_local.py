@@ -249,3 +249,41 @@ async def test_a_logit_bias_changes_the_output(engine_pair, server_loop):
     tokens, _, _, _ = await server_loop.call(collect(base, prompt, plain, "bias-off", 3))
     forced_tokens, _, _, _ = await server_loop.call(collect(base, prompt, biased, "bias-on", 3))
     assert tokens[0] != forced and forced_tokens == [forced] * 3
+
+
+async def test_a_scoring_session_is_exact(engine_pair, server_loop):
+    """The session plugin at work: resumed chunks give, at every position, the
+    log-probabilities and the top-1 of a fresh pass over the same tokens (the first token of
+    each chunk included, whose row comes from the previous chunk's last logits)."""
+    base = engine_pair.base
+    assert base.sessions_work  # the warm-up found the plugin active and exact
+    prompt = render_prompt(base.tokenizer, QUESTION, PromptTemplate.PLAIN).token_ids
+    text = " Red, orange and yellow are three of the seven colours of the rainbow, in order."
+    draft = base.tokenizer.encode(text, add_special_tokens=False)
+    sizes = [7, 4, 1, 2, 7, 1, 4]
+    assert sum(sizes) <= len(draft)
+
+    async def by_session():
+        session = base.open_scoring_session(prompt, "session-exact", cache_salt="exact")
+        scored, at = [], 0
+        try:
+            await session.start()
+            for size in sizes:
+                scored.append(await session.score(draft[at : at + size]))
+                at += size
+        finally:
+            await session.close()
+        return scored
+
+    chunks = await server_loop.call(by_session())
+    n = sum(sizes)
+    fresh = await server_loop.call(base.score(prompt, draft[:n], "session-exact-pass"))
+    logprobs = [value for chunk in chunks for value in chunk.logprobs]
+    greedy = [token for chunk in chunks for token in chunk.greedy_next]
+    assert len(logprobs) == n
+    assert max(abs(a - b) for a, b in zip(logprobs, fresh.logprobs, strict=True)) <= 1e-4
+    assert greedy == fresh.greedy_next
+    assert (
+        engine_pair.num_unfinished_requests() == 0
+        or await server_loop.call(_wait_idle(engine_pair)) == 0
+    )
