@@ -1,12 +1,12 @@
-"""What a scoring pass costs the base engine, against a plain request over the same tokens.
+"""What a scoring step costs the base engine, against a plain request over the same tokens.
 
-    .venv/bin/python -m benchmarks.scoring_cost [--prefix 400] [--new 1,32,128] [--repeats 3]
+    .venv/bin/python -m benchmarks.scoring_cost [--prefix 400] [--new 1,4,8,32] [--repeats 5]
 
 A prefix is cached first; then, for each number of new tokens, a scoring pass (prompt
-log-probabilities, reading the prefix cache, as the orchestrator sends them) and a plain
-one-token generation over a prompt of the same shape with other new tokens. Both compute the
-uncached tail; only the scoring pass computes log-probabilities for every position in it.
-Prints medians of --repeats, and one decode step for comparison.
+log-probabilities, reading the prefix cache, as `wsd.scoring: passes` sends them), a resumed
+chunk of a scoring session over the same prefix (`wsd.scoring: session`: only the new tokens
+are computed), and a plain one-token generation over a prompt of the same shape with other new
+tokens. Prints medians of --repeats, and one decode step for comparison.
 """
 
 from __future__ import annotations
@@ -53,10 +53,12 @@ async def measure(engine: Engine, prefix_len: int, news: list[int], repeats: int
             plain.append(
                 await _generate(engine, [*prefix, *other], 1, f"cost-plain-{new}-{repeat}")
             )
+        chunks = await _session_chunks(engine, prefix, new, repeats, f"cost-session-{new}")
         rows.append(
             {
                 "new_tokens": new,
                 "scoring_pass_s": round(statistics.median(scoring), 3),
+                "session_chunk_s": round(statistics.median(chunks), 3) if chunks else None,
                 "plain_request_s": round(statistics.median(plain), 3),
             }
         )
@@ -68,14 +70,36 @@ async def measure(engine: Engine, prefix_len: int, news: list[int], repeats: int
     return {"prefix_tokens": prefix_len, "rows": rows, "decode_step_s": round((many - one) / 16, 3)}
 
 
+async def _session_chunks(
+    engine: Engine, prefix: list[int], new: int, repeats: int, request_id: str
+) -> list[float]:
+    """Seconds of each of `repeats` resumed chunks of `new` tokens in one scoring session
+    (none when the engine has no sessions)."""
+    session = engine.open_scoring_session(prefix, request_id)
+    if session is None:
+        return []
+    times = []
+    try:
+        await session.start()
+        await session.score([30_000])  # the first resumed chunk: the prompt's logits kept
+        for repeat in range(repeats):
+            started = time.monotonic()
+            await session.score(list(range(31_000 + new * repeat, 31_000 + new * (repeat + 1))))
+            times.append(time.monotonic() - started)
+    finally:
+        await session.close()
+    return times
+
+
 async def switch_floor(engine: Engine, repeats: int = 5) -> EngineFloor:
-    """A scoring pass as the one that decides a switch at c=1 (16 positions of the last
-    partial cache block recomputed, 4 new tokens) and one decode step, medians of `repeats`."""
+    """The scoring step that decides a switch at c=1, 4 new tokens (a resumed session chunk
+    where the engine offers sessions, else a pass that recomputes 16 positions of the last
+    partial cache block), and one decode step; medians of `repeats`."""
     bos = engine.tokenizer.bos_token_id or 0
     prefix = [bos, *range(3000, 3000 + FLOOR_PREFIX_TOKENS - 1)]
     await _generate(engine, prefix, 1, "floor-prefix")
-    passes = []
-    for repeat in range(repeats):
+    passes = await _session_chunks(engine, prefix, 4, repeats, "floor-session")
+    for repeat in range(0 if passes else repeats):
         draft = list(range(20_000 + 4 * repeat, 20_004 + 4 * repeat))
         started = time.monotonic()
         await engine.score(prefix, draft, f"floor-score-{repeat}")
@@ -88,10 +112,10 @@ async def switch_floor(engine: Engine, repeats: int = 5) -> EngineFloor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default="configs/embedded.yaml")
+    parser.add_argument("--config", help="a config file or a shipped config's name")
     parser.add_argument("--prefix", type=int, default=400)
-    parser.add_argument("--new", default="1,32,128", help="comma-separated new-token counts")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--new", default="1,4,8,32", help="comma-separated new-token counts")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     config = load_config(args.config)
     paths = prepare_config(config)

@@ -304,8 +304,11 @@ class VLLMEngine:
             await session.start()
             scored = [await session.score(chunk) for chunk in chunks]
         except (EngineError, AssertionError) as exc:
-            logger.info("engine %s: scoring sessions unavailable (%s); scoring with passes",
-                        self.model_name, exc)  # fmt: skip
+            logger.warning(
+                "engine %s: scoring sessions unavailable (%s): is the package's vLLM plugin "
+                "(entry point wsd_scoring_sessions) installed and active? Scoring with passes",
+                self.model_name, exc,
+            )  # fmt: skip
             return False
         finally:
             await session.close()

@@ -258,7 +258,10 @@ async def test_a_scoring_session_is_exact(engine_pair, server_loop):
     base = engine_pair.base
     assert base.sessions_work  # the warm-up found the plugin active and exact
     prompt = render_prompt(base.tokenizer, QUESTION, PromptTemplate.PLAIN).token_ids
-    text = " Red, orange and yellow are three of the seven colours of the rainbow, in order."
+    text = (
+        " Red, orange and yellow are three of the seven colours of the rainbow, which also has"
+        " green, blue, indigo and violet, in that order from the outside in."
+    )
     draft = base.tokenizer.encode(text, add_special_tokens=False)
     sizes = [7, 4, 1, 2, 7, 1, 4]
     assert sum(sizes) <= len(draft)
