@@ -125,8 +125,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 WHICH_VALUE_WINS = (
-    "Which value wins: with --config, the file where it sets a value, the flags elsewhere; "
-    "with --pilot and --base, the flags alone; with neither, the embedded default config with "
+    "Which value wins: with --config, the file where it sets a value (its models too: "
+    "--pilot and --base are then ignored), the flags elsewhere; with --pilot and --base, the "
+    "flags over the config models' defaults; with neither, the embedded default config with "
     "the flags over it. A per-engine flag wins over the same flag for both engines."
 )
 

@@ -6,7 +6,7 @@ one per engine (`--pilot-dtype`, `--base-dtype`).
 Which value wins:
 - `--config FILE` given: the file wins where it sets a value; flags fill what it leaves unset
   (a flag the file overrides is named in a warning);
-- `--pilot` and `--base` given (no file): the flags alone, vLLM's defaults elsewhere;
+- `--pilot` and `--base` given (no file): the flags, over the config models' defaults;
 - neither: the embedded default config, with the flags over it.
 A per-engine flag wins over the same flag for both engines.
 """
@@ -92,6 +92,9 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
     if args.config is not None:
         path = config_path(args.config)
         data = read_config_file(path)
+        for role, model in models.items():
+            if model is not None:
+                logger.warning("--%s %s is ignored: %s names the models", role.value, model, path)
         _warn_overridden(flags, data, str(path))
         return validated(AppConfig, _merged(flags, data), str(path))
     if any(models.values()) or any(flags.get(role.value, {}).get("url") for role in Role):

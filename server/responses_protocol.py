@@ -199,6 +199,12 @@ class ResponsesRequest(BaseModel):
         ]  # fmt: skip
         messages += history
         messages += [message.chat_message() for message in self.input_messages()]
+        try:
+            response_format = self.text.format.response_format()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            param = ".".join(["text.format", *(str(part) for part in first["loc"])])
+            raise RequestError(f"{param}: {first['msg']}", param=param) from None
         fields: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -206,7 +212,7 @@ class ResponsesRequest(BaseModel):
             "temperature": self.temperature,
             "top_p": self.top_p,
             "user": self.user,
-            "response_format": self.text.format.response_format(),
+            "response_format": response_format,
             "wsd": self.wsd,
         }
         try:

@@ -219,6 +219,9 @@ class WSDRun:
             budget -= 1
             if budget == 0 or self.answer.is_stopped:
                 return
+        # the session's end reaches the engine first: its full KV blocks are then in the prefix
+        # cache, where the continuation's prefill finds them
+        await self.checker.stopped()
         # the answer's own stop filter ends the stream at a stop string (the engine aborts)
         sampling = continuation_sampling(self.request, self.answer.num_tokens)
         stream = self.base.generate(

@@ -225,6 +225,8 @@ def test_what_is_not_supported_is_refused_by_name(scripted_server, ids, field, v
         ({"input": "Hi", "temperature": 3}, "temperature"),
         ({"input": "Hi", "metadata": {str(i): "v" for i in range(17)}}, "metadata"),
         ({"input": "Hi", "text": {"format": {"type": "json_schema"}}}, "text.format"),
+        ({"input": "Hi", "text": {"format": {"type": "json_schema", "name": "has space",
+                                             "schema": {}}}}, "text.format.name"),
     ],
 )  # fmt: skip
 def test_bad_input_is_a_400_naming_the_field(scripted_server, ids, body, param):

@@ -15,7 +15,9 @@ position, which the previous chunk's sampling step computed. The plugin
    raw logits the sampling step computed at a chunk's last position (the latest two chunks':
    a step samples before it writes its prompt log-probabilities);
 3. writes the first new token's row of the next chunk from those logits, exactly as vLLM
-   computes a prompt row (`Sampler.compute_logprobs`, `gather_logprobs`).
+   computes a prompt row (`Sampler.compute_logprobs`, `gather_logprobs`), and returns the
+   chunk's rows alone (vLLM would return one for every position of the session so far, the
+   earlier ones uninitialised).
 
 It patches the runner class once (vLLM loads plugins in every process, and may load them more
 than once), and only on the vLLM version it was written and tested for: on any other it does
@@ -126,6 +128,13 @@ def _patch(runner: Any) -> None:
             if tensors is None or logits is None or start == 0:
                 continue  # not a resumed chunk's first step
             _write_first_row(self, tensors, req_id, start, logits, num_logprobs[req_id])
+            # only the chunk's rows: the others are the earlier chunks' positions, which this
+            # step did not compute; sending them would cost the output side O(session) a chunk
+            result[req_id] = type(tensors)(
+                tensors.logprob_token_ids[start - 1 :],
+                tensors.logprobs[start - 1 :],
+                tensors.selected_token_ranks[start - 1 :],
+            )
         return result
 
     runner._update_streaming_request = _update_streaming_request
