@@ -15,7 +15,7 @@ LINT_STAMP := $(VENV)/.wsd-lint
 DEV_STAMP := $(VENV)/.wsd-dev
 ENGINE_STAMP := $(VENV)/.wsd-engine
 INSTALL_INPUTS := pyproject.toml requirements/embedded-models.txt requirements/lint.txt Makefile
-PY_SOURCES := wsd_engine server benchmarks tests wsd_cli.py
+PY_SOURCES := wsd_engine server benchmarks evaluation tests wsd_cli.py
 
 .PHONY: install install-dev prepare serve test test-fast test-deps lint format typecheck clean
 
@@ -89,7 +89,7 @@ format: $(LINT_STAMP)
 
 # mypy reads vLLM's types: the full environment.
 typecheck: install
-	$(BIN)/mypy wsd_engine server benchmarks wsd_cli.py
+	$(BIN)/mypy wsd_engine server benchmarks evaluation wsd_cli.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
