@@ -219,5 +219,5 @@ class ResponsesRequest(BaseModel):
             return ChatCompletionRequest.model_validate(fields)
         except ValidationError as exc:  # a bound chat has and this body does not check
             first = exc.errors()[0]
-            param = ".".join(str(part) for part in first["loc"]) or None
-            raise RequestError(f"{param}: {first['msg']}", param=param) from None
+            field = ".".join(str(part) for part in first["loc"]) or None
+            raise RequestError(f"{field}: {first['msg']}", param=field) from None
