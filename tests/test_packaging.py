@@ -69,14 +69,24 @@ def test_no_two_modules_share_a_name():
 
 def test_vllm_is_imported_by_the_in_process_adapter_alone():
     """What the project knows about vLLM lives in engines/vllm_common.py, which imports no
-    vLLM (the remote adapter runs without it); the in-process adapter is the one importer."""
+    vLLM (the remote adapter runs without it); the in-process adapter imports it, and the
+    plugin vLLM loads into its own processes."""
     importers = {
         path.relative_to(ROOT).as_posix()
         for package in ("wsd_engine", "server")
         for path in (ROOT / package).rglob("*.py")
         if re.search(r"^\s*(from|import) vllm\b", path.read_text(), re.M)
     }
-    assert importers == {"wsd_engine/engines/vllm_local.py"}
+    assert importers == {
+        "wsd_engine/engines/vllm_local.py",
+        "wsd_engine/engines/vllm_session_plugin.py",
+    }
+
+
+def test_the_session_plugin_is_registered_with_vllm():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    plugins = project["project"]["entry-points"]["vllm.general_plugins"]
+    assert plugins == {"wsd_scoring_sessions": "wsd_engine.engines.vllm_session_plugin:register"}
 
 
 @pytest.mark.timeout(300)
