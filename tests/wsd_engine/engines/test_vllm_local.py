@@ -8,7 +8,6 @@ import time
 
 import psutil
 import pytest
-from vllm.sampling_params import RequestOutputKind
 
 from wsd_engine.config import PromptTemplate
 from wsd_engine.engines.engine import (
@@ -192,6 +191,8 @@ async def test_a_request_vllm_refuses_names_the_parameter(engine_pair, server_lo
 
 def test_every_sampling_setting_reaches_vllm():
     # sampled: with temperature 0 vLLM turns top_k and min_p off (they cannot change the argmax)
+    from vllm.sampling_params import RequestOutputKind
+
     from wsd_engine.engines.vllm_local import _sampling_params
 
     settings = SamplingSettings(
@@ -209,6 +210,8 @@ def test_every_sampling_setting_reaches_vllm():
 
 
 def test_a_structured_output_reaches_vllm():
+    from vllm.sampling_params import RequestOutputKind
+
     from wsd_engine.engines.vllm_local import _sampling_params
 
     schema = '{"type": "object", "properties": {"a": {"type": "integer"}}}'
