@@ -106,6 +106,27 @@ _NO_TOOLS = (
 REFUSAL_REASONS = {"tools": _NO_TOOLS, "tool_choice": _NO_TOOLS, "functions": _NO_TOOLS}
 
 
+def refuse_extra_fields(
+    extra: dict[str, Any],
+    neutral: dict[str, tuple[Any, ...]],
+    reasons: dict[str, str],
+) -> None:
+    """Refuse the first field of a body's extra fields that neither only informs nor has a
+    value that changes nothing (`neutral`), with its reason where there is one."""
+    for name, value in extra.items():
+        if name in INFORMATIONAL_FIELDS:
+            continue
+        if name in neutral and value in neutral[name]:
+            continue
+        reason = reasons.get(name, "not supported by this server")
+        raise RequestError(
+            f"{name}: {reason}; send the request without it "
+            "(the supported fields are listed in docs/api.md)",
+            param=name,
+            code="unsupported_field",
+        )
+
+
 class GenerationRequest(BaseModel):
     """Fields chat and text completions share. A field the server does not implement is
     refused (`refuse_unsupported`), never silently ignored."""
@@ -174,18 +195,7 @@ class GenerationRequest(BaseModel):
 
     def refuse_unsupported(self) -> None:
         """Refuse the first field the server does not implement, naming it."""
-        for name, value in (self.model_extra or {}).items():
-            if name in INFORMATIONAL_FIELDS:
-                continue
-            if name in NEUTRAL_VALUES and value in NEUTRAL_VALUES[name]:
-                continue
-            reason = REFUSAL_REASONS.get(name, "not supported by this server")
-            raise RequestError(
-                f"{name}: {reason}; send the request without it "
-                "(the supported fields are listed in docs/api.md)",
-                param=name,
-                code="unsupported_field",
-            )
+        refuse_extra_fields(self.model_extra or {}, NEUTRAL_VALUES, REFUSAL_REASONS)
 
     def check_token_ids(self, vocab_size: int, model_id: str) -> None:
         """logit_bias keys and stop_token_ids must be the model's token ids."""

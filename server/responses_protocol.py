@@ -15,11 +15,11 @@ from pydantic import (
 )
 
 from server.protocol import (
-    INFORMATIONAL_FIELDS,
     NEUTRAL_VALUES,
     REFUSAL_REASONS,
     ChatCompletionRequest,
     WSDExtension,
+    refuse_extra_fields,
 )
 from server.response_format import JSONSchemaSpec, ResponseFormat
 from wsd_engine.request import RequestError
@@ -172,18 +172,7 @@ class ResponsesRequest(BaseModel):
                 param="tools",
                 code="unsupported_field",
             )
-        for name, value in (self.model_extra or {}).items():
-            if name in INFORMATIONAL_FIELDS:
-                continue
-            if name in RESPONSES_NEUTRAL and value in RESPONSES_NEUTRAL[name]:
-                continue
-            reason = RESPONSES_REASONS.get(name, "not supported by this server")
-            raise RequestError(
-                f"{name}: {reason}; send the request without it (docs/api.md lists the "
-                "supported fields)",
-                param=name,
-                code="unsupported_field",
-            )
+        refuse_extra_fields(self.model_extra or {}, RESPONSES_NEUTRAL, RESPONSES_REASONS)
 
     def input_messages(self) -> list[InputMessage]:
         """`input` as message items (a string is one user message)."""

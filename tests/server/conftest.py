@@ -3,6 +3,7 @@ and the real one (slow: the embedded models on real vLLM engines)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,6 +17,14 @@ from wsd_engine.engines.pair import EnginePair
 
 PILOT_TEXT = "Paris is the capital of France. It is known for the Eiffel Tower and fine food."
 BASE_TEXT = " The city has about two million people and many museums."
+
+
+def wait_idle(engines, timeout_s=2.0):
+    """Wait until no engine request is left (an abort takes a moment); returns how many are."""
+    deadline = time.monotonic() + timeout_s
+    while engines.num_unfinished_requests() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return engines.num_unfinished_requests()
 
 
 # -- the scripted server (fast) --------------------------------------------------------------

@@ -4,12 +4,11 @@ logprobs, stop strings and disconnects, each streamed and not."""
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
 
-from tests.server.conftest import BASE_TEXT, PILOT_TEXT
+from tests.server.conftest import BASE_TEXT, PILOT_TEXT, wait_idle
 from tests.server.timed_stream import timed_stream
 
 Q = [{"role": "user", "content": "Tell me about Paris."}]
@@ -225,13 +224,6 @@ def test_temperature_defaults_greedy_for_wsd_and_one_for_single_models(
     scripted_client.chat.completions.create(model=ids["wsd"], messages=Q, max_tokens=2)
     scripted_client.chat.completions.create(model=ids["pilot"], messages=Q, max_tokens=2)
     assert [settings.temperature for _, settings, _ in calls[before:]] == [0.0, 1.0]
-
-
-def wait_idle(engines, timeout_s=2.0):
-    deadline = time.monotonic() + timeout_s
-    while engines.num_unfinished_requests() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return engines.num_unfinished_requests()
 
 
 def test_a_client_that_leaves_a_stream_cancels_the_engine_work(

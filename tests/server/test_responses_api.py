@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.server.conftest import BASE_TEXT, PILOT_TEXT
+from tests.server.conftest import BASE_TEXT, PILOT_TEXT, wait_idle
 
 EVENT_ORDER = [
     "response.created",
@@ -265,13 +265,6 @@ def test_the_wsd_extension_reaches_the_method(scripted_client, ids):
     assert wsd["reason"] == "threshold" and wsd["window"] == 2
     assert response.output_text.startswith(PILOT_TEXT[: wsd["prefix_chars"]])
     assert response.output_text.endswith(BASE_TEXT.split()[-1])
-
-
-def wait_idle(engines, timeout_s=2.0):
-    deadline = time.monotonic() + timeout_s
-    while engines.num_unfinished_requests() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return engines.num_unfinished_requests()
 
 
 def test_a_client_that_leaves_the_stream_cancels_the_engine_work(
