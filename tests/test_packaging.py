@@ -79,6 +79,7 @@ def test_vllm_is_imported_by_the_in_process_adapter_alone():
     }
     assert importers == {
         "wsd_engine/engines/vllm_local.py",
+        "wsd_engine/engines/vllm_session.py",
         "wsd_engine/engines/vllm_session_plugin.py",
     }
 
