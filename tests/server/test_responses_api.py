@@ -75,13 +75,20 @@ def test_the_event_stream(any_server, ids, which):
     assert kinds[:4] == EVENT_ORDER
     deltas = [event for event in events if event["type"] == "response.output_text.delta"]
     assert deltas and kinds[4 : 4 + len(deltas)] == ["response.output_text.delta"] * len(deltas)
-    assert kinds[4 + len(deltas) :] == [*CLOSING, "response.completed"]
+    # a real model may write until max_output_tokens: then the stream ends incomplete
+    end = "response.completed" if events[-1]["response"]["status"] == "completed" else (
+        "response.incomplete"
+    )  # fmt: skip
+    assert kinds[4 + len(deltas) :] == [*CLOSING, end]
     assert [event["sequence_number"] for event in events] == list(range(len(events)))
     final = events[-1]["response"]
     text = "".join(event["delta"] for event in deltas)
     assert final["output"][0]["content"][0]["text"] == text
     assert events[-4]["text"] == text  # output_text.done
-    assert final["usage"]["output_tokens"] > 0 and final["status"] == "completed"
+    assert final["usage"]["output_tokens"] > 0
+    assert final["status"] == "completed" or final["incomplete_details"] == {
+        "reason": "max_output_tokens"
+    }
     assert {event["response"]["id"] for event in events if "response" in event} == {final["id"]}
     item_id = final["output"][0]["id"]
     assert {event["item_id"] for event in deltas} == {item_id}
@@ -98,10 +105,12 @@ def test_the_sdk_streams_both_ways(any_client, ids):
     )
     assert text == plain.output_text
     with any_client.responses.stream(**kwargs) as stream:
-        for _ in stream:
-            pass
-        final = stream.get_final_response()
-    assert final.output_text == plain.output_text and final.status == "completed"
+        events = list(stream)
+    last = events[-1]
+    assert last.type in ("response.completed", "response.incomplete")
+    assert last.response.output_text == plain.output_text
+    if last.type == "response.completed":  # the helper's final response needs a completed one
+        assert stream.get_final_response().output_text == plain.output_text
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -302,9 +311,7 @@ def test_a_greedy_wsd_response_is_the_chat_answer(client, ids, streamed):
     kwargs = dict(model=ids["wsd"], input=question, max_output_tokens=64, temperature=0)
     if streamed:
         with client.responses.stream(**kwargs) as stream:
-            for _ in stream:
-                pass
-            text = "".join(item.content[0].text for item in stream.current_snapshot.output)
+            text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
     else:
         text = client.responses.create(**kwargs).output_text
     assert text == chat.choices[0].message.content
