@@ -68,6 +68,7 @@ class ModelRegistry:
             pilot_template=config.template_for(Role.PILOT),
             base_template=config.template_for(Role.BASE),
             scoring=config.wsd.scoring,
+            pilot_max_lead=config.wsd.pilot_max_lead,
         )
         self.wsd = WSDModel(config.wsd.served_model_name, orchestrator, config.wsd.defaults())
         self.models: dict[str, ServedModel] = {self.wsd.id: self.wsd}

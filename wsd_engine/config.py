@@ -212,10 +212,18 @@ class WSDConfig(WSDSettings):
         "it: the in-process engine with this package's vLLM plugin active) or 'passes' (an "
         "independent pass per step, reading the prefix cache; remote engines always).",
     )
+    pilot_max_lead: int | None = Field(
+        default=None,
+        ge=1,
+        description="Pause the pilot while its draft leads the scored draft by this many base "
+        "tokens, resuming when the lead has halved (vLLM has no pause: the pilot's request is "
+        "aborted and a new one continues from its own token ids); unset: the pilot never waits.",
+    )
 
     def defaults(self) -> WSDSettings:
         """The settings a request runs with unless it overrides them."""
-        return WSDSettings.model_validate(self.model_dump(exclude={"served_model_name", "scoring"}))
+        server_wide = {"served_model_name", "scoring", "pilot_max_lead"}
+        return WSDSettings.model_validate(self.model_dump(exclude=server_wide))
 
 
 class PipelineConfig(StrictConfig):

@@ -41,12 +41,14 @@ class WSDOrchestrator:
         pilot_template: PromptTemplate = PromptTemplate.CHAT,
         base_template: PromptTemplate = PromptTemplate.PLAIN,
         scoring: ScoringMode = ScoringMode.SESSION,
+        pilot_max_lead: int | None = None,
     ) -> None:
         self.pilot = pilot
         self.base = base
         self.pilot_template = pilot_template
         self.base_template = base_template
         self.scoring = scoring
+        self.pilot_max_lead = pilot_max_lead
 
     @property
     def max_model_len(self) -> int:
@@ -71,7 +73,10 @@ class WSDOrchestrator:
 
         Closing or cancelling the iteration cancels every engine request it started.
         """
-        run = WSDRun(self.pilot, self.base, prepared, self.scoring is ScoringMode.SESSION)
+        run = WSDRun(
+            self.pilot, self.base, prepared, self.scoring is ScoringMode.SESSION,
+            pilot_max_lead=self.pilot_max_lead,
+        )  # fmt: skip
         try:
             async for item in run.execute():
                 yield item

@@ -13,6 +13,7 @@ A request runs in four phases (docs/method.md):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -49,7 +50,12 @@ class WSDRun:
     """One request in flight: the draft, its checks, the answer, and its report."""
 
     def __init__(
-        self, pilot: Engine, base: Engine, prepared: PreparedWSD, use_session: bool = True
+        self,
+        pilot: Engine,
+        base: Engine,
+        prepared: PreparedWSD,
+        use_session: bool = True,
+        pilot_max_lead: int | None = None,
     ) -> None:
         self.pilot = pilot
         self.base = base
@@ -77,6 +83,10 @@ class WSDRun:
         )  # fmt: skip
         self.report = RunReport(threshold=settings.threshold, window=settings.window)
         self.pilot_task: asyncio.Task[None] | None = None
+        self.pilot_max_lead = pilot_max_lead if self._can_pace(session is not None) else None
+        self.pilot_may_run = asyncio.Event()
+        self.pilot_may_run.set()
+        self.pilot_pauses = 0
         self.pilot_finish: FinishReason | None = None
         self.base_finish: FinishReason | None = None
         self.pilot_progress = PilotProgress()
@@ -139,6 +149,7 @@ class WSDRun:
         while not (self._switch_is_decided() or self.answer.is_complete):
             self._absorb(await self.events.get())
             self.checker.schedule(self.draft.stable_ids, self.draft.is_final)
+            self._pace_pilot()
             piece = self.answer.release_draft(self.checker.num_settled)
             if piece:
                 yield self._text(piece, Role.PILOT)
@@ -161,6 +172,28 @@ class WSDRun:
             # The answer's max_tokens tokens are all drafted (stable tokens never change):
             # whatever the switch, no later pilot token can reach the answer.
             self._stop_pilot()
+
+    def _can_pace(self, has_session: bool) -> bool:
+        """Whether a paused and resumed draft is the draft the pilot would write in one go.
+        Only with a session, which scores every stable token it is given, so that a paused
+        pilot always gets its lead back (passes may wait for more draft); not with penalties
+        (vLLM counts them over a request's own output, which a resumed request has not
+        written) nor with a seeded sampled draft (a resumed request restarts its seed)."""
+        sampling = draft_sampling(self.request)
+        seeded = sampling.temperature != 0 and sampling.seed is not None
+        return has_session and not sampling.changes_logits and not seeded
+
+    def _pace_pilot(self) -> None:
+        """Hold the pilot while its draft is far ahead of the checks, release it at half."""
+        if self.pilot_max_lead is None:
+            return
+        checkable = min(len(self.draft.stable_ids), self.prepared.max_tokens)
+        lead = checkable - self.checker.num_scored
+        if lead >= self.pilot_max_lead and self.pilot_may_run.is_set():
+            self.pilot_may_run.clear()
+            self.pilot_pauses += 1
+        elif lead <= self.pilot_max_lead // 2:
+            self.pilot_may_run.set()
 
     def _switch_is_decided(self) -> bool:
         if self.checker.accept_index is not None:
@@ -306,14 +339,29 @@ class WSDRun:
     # -- background work ---------------------------------------------------------------------
 
     async def _read_pilot(self) -> None:
-        prompt = self.prepared.pilot_prompt.token_ids
-        stream = self.pilot.generate(
-            prompt, draft_sampling(self.request), f"{self.request.request_id}-pilot",
-            max_tokens=self.prepared.draft_max_tokens,
-        )  # fmt: skip
+        """Draft until the pilot finishes; while pacing holds it, its request is aborted and a
+        new one later continues from the tokens drafted so far (on the pilot's prefix cache)."""
+        drafted: list[int] = []
+        budget = self.prepared.draft_max_tokens
         try:
-            async for delta in stream:
-                self.events.put_nowait(_PilotDelta(delta))
+            for part in itertools.count():
+                request_id = f"{self.request.request_id}-pilot" + (f"-{part}" if part else "")
+                stream = self.pilot.generate(
+                    [*self.prepared.pilot_prompt.token_ids, *drafted],
+                    draft_sampling(self.request), request_id, max_tokens=budget - len(drafted),
+                )  # fmt: skip
+                try:
+                    async for delta in stream:
+                        drafted += delta.token_ids
+                        self.events.put_nowait(_PilotDelta(delta))
+                        if delta.is_finished:
+                            return
+                        if not self.pilot_may_run.is_set():
+                            break
+                finally:
+                    await stream.aclose()  # type: ignore[attr-defined]
+                logger.debug("%s: pilot paused after %d tokens", request_id, len(drafted))
+                await self.pilot_may_run.wait()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

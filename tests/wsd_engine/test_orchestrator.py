@@ -358,3 +358,53 @@ async def test_a_cancelled_request_ends_its_session(pilot_tokenizer, base_tokeni
     with pytest.raises(asyncio.CancelledError):
         await task
     assert base.num_unfinished_requests() == 0 and pilot.num_unfinished_requests() == 0
+
+
+async def test_a_paced_pilot_resumes_from_its_own_tokens(pilot_tokenizer, base_tokenizer):
+    """With `pilot_max_lead`, a pilot far ahead of the checks is aborted and continued later
+    by a new request from the tokens it drafted; the answer is the one an unpaced run gives."""
+    answers = []
+    for max_lead in (None, 4):
+        pilot = ScriptedEngine("pilot", pilot_tokenizer, DRAFT, delay_s=0.001)
+        base = ScriptedEngine("base", base_tokenizer, " More.", lambda i: 0.1, delay_s=0.02)
+        base.sessions = True
+        orch = WSDOrchestrator(pilot, base, pilot_max_lead=max_lead)
+        prepared = orch.prepare(request(threshold=0.99))
+        _, outcome = await run(orch, request(threshold=0.99))
+        answers.append(outcome.text)
+        calls = pilot.generate_calls
+        if max_lead is None:
+            assert len(calls) == 1
+            continue
+        assert len(calls) > 2  # paused and resumed more than once
+        prompt = list(prepared.pilot_prompt.token_ids)
+        drafted = pilot_tokenizer.encode(DRAFT, add_special_tokens=False)
+        budget = prepared.draft_max_tokens
+        for call in calls:
+            assert call.prompt_token_ids[: len(prompt)] == prompt
+            done = call.prompt_token_ids[len(prompt) :]
+            assert done == drafted[: len(done)]  # each resumes where the last one stopped
+            assert call.max_tokens == budget - len(done)
+        assert pilot.num_unfinished_requests() == 0 and base.num_unfinished_requests() == 0
+    assert answers[0] == answers[1] == DRAFT + " More."
+
+
+async def test_no_pacing_where_a_resumed_draft_would_differ(pilot_tokenizer, base_tokenizer):
+    """Penalties count a request's own output and a seed restarts with each request: the
+    pilot then drafts in one request; scoring passes (no session) never pace either."""
+    cases = [
+        (True, SamplingSettings(temperature=0.0, frequency_penalty=0.5)),
+        (True, SamplingSettings(temperature=0.7, seed=3)),
+        (False, SamplingSettings(temperature=0.0)),
+    ]
+    for sessions, sampling in cases:
+        pilot = ScriptedEngine("pilot", pilot_tokenizer, DRAFT, delay_s=0.001)
+        base = ScriptedEngine("base", base_tokenizer, " More.", lambda i: 0.1, delay_s=0.02)
+        base.sessions = sessions
+        orch = WSDOrchestrator(pilot, base, pilot_max_lead=4)
+        req = WSDRequest(
+            request_id="req", messages=(Message(MessageRole.USER, "Tell me about Paris."),),
+            max_tokens=64, settings=WSDSettings(threshold=0.99), sampling=sampling,
+        )  # fmt: skip
+        await run(orch, req)
+        assert len(pilot.generate_calls) == 1, (sessions, sampling)
