@@ -46,7 +46,10 @@ MODEL_FIELDS = (
     "served_model_name", "prompt_template", "url", "tokenizer", "api_key",
     "connect_timeout_s", "connect_retries", "read_timeout_s",
 )  # fmt: skip
-METHOD_FIELDS = ("threshold", "window", "draft_max_tokens", "continue_after_draft_end", "scoring")
+METHOD_FIELDS = (
+    "threshold", "window", "draft_max_tokens", "continue_after_draft_end", "scoring",
+    "pilot_max_lead",
+)  # fmt: skip
 _BOTH = "both"
 _SEP = "__"  # argparse destinations: <section>__<field>
 

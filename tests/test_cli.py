@@ -85,7 +85,7 @@ def test_a_pair_from_flags_alone(tmp_path):
     chosen = config("--pilot", str(pilot), "--base", str(base), "--dtype", "float32",
                     "--pilot-dtype", "bfloat16", "--tensor-parallel-size", "2",
                     "--gpu-memory-utilization", "0.4", "--no-enable-prefix-caching",
-                    "--threshold", "0.7")  # fmt: skip
+                    "--threshold", "0.7", "--pilot-max-lead", "16")  # fmt: skip
     assert (chosen.pilot.path, chosen.base.path) == (str(pilot), str(base))
     assert (chosen.pilot.served_model_name, chosen.base.served_model_name) == (
         "my-pilot", "my-base",
@@ -94,6 +94,7 @@ def test_a_pair_from_flags_alone(tmp_path):
     assert chosen.base.tensor_parallel_size == 2 and chosen.base.gpu_memory_utilization == 0.4
     assert not chosen.pilot.enable_prefix_caching
     assert chosen.wsd.threshold == 0.7 and chosen.base.block_size is None  # vLLM's default
+    assert chosen.wsd.pilot_max_lead == 16
     hub = config("--pilot", "HuggingFaceTB/SmolLM2-135M-Instruct", "--base", "gemma3-270m")
     assert hub.pilot.path == hub.pilot.served_model_name == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert hub.base.embedded is EmbeddedModel.GEMMA3_270M

@@ -119,6 +119,13 @@ class RunReport:
     pilot_tokens_wasted: Annotated[
         int, Field(description="Pilot tokens drafted beyond the kept prefix.")
     ] = 0
+    pilot_pauses: Annotated[
+        int,
+        Field(
+            description="Times the pilot waited for the checks to catch up (0 unless the "
+            "server sets `wsd.pilot_max_lead`)."
+        ),
+    ] = 0
     draft_tokens: Annotated[
         int, Field(description="Draft length in base tokens when the switch came.")
     ] = 0

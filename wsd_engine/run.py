@@ -86,7 +86,6 @@ class WSDRun:
         self.pilot_max_lead = pilot_max_lead if self._can_pace(session is not None) else None
         self.pilot_may_run = asyncio.Event()
         self.pilot_may_run.set()
-        self.pilot_pauses = 0
         self.pilot_finish: FinishReason | None = None
         self.base_finish: FinishReason | None = None
         self.pilot_progress = PilotProgress()
@@ -189,9 +188,8 @@ class WSDRun:
             return
         checkable = min(len(self.draft.stable_ids), self.prepared.max_tokens)
         lead = checkable - self.checker.num_scored
-        if lead >= self.pilot_max_lead and self.pilot_may_run.is_set():
+        if lead >= self.pilot_max_lead:
             self.pilot_may_run.clear()
-            self.pilot_pauses += 1
         elif lead <= self.pilot_max_lead // 2:
             self.pilot_may_run.set()
 
@@ -354,12 +352,13 @@ class WSDRun:
                     async for delta in stream:
                         drafted += delta.token_ids
                         self.events.put_nowait(_PilotDelta(delta))
-                        if delta.is_finished:
-                            return
-                        if not self.pilot_may_run.is_set():
+                        if not (delta.is_finished or self.pilot_may_run.is_set()):
                             break
+                    else:
+                        return  # the draft is finished (a stream read to its end has let go)
                 finally:
                     await stream.aclose()  # type: ignore[attr-defined]
+                self.report.pilot_pauses += 1
                 logger.debug("%s: pilot paused after %d tokens", request_id, len(drafted))
                 await self.pilot_may_run.wait()
         except asyncio.CancelledError:

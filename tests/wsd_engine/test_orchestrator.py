@@ -377,6 +377,7 @@ async def test_a_paced_pilot_resumes_from_its_own_tokens(pilot_tokenizer, base_t
             assert len(calls) == 1
             continue
         assert len(calls) > 2  # paused and resumed more than once
+        assert outcome.report.pilot_pauses == len(calls) - 1
         prompt = list(prepared.pilot_prompt.token_ids)
         drafted = pilot_tokenizer.encode(DRAFT, add_special_tokens=False)
         budget = prepared.draft_max_tokens
@@ -406,5 +407,6 @@ async def test_no_pacing_where_a_resumed_draft_would_differ(pilot_tokenizer, bas
             request_id="req", messages=(Message(MessageRole.USER, "Tell me about Paris."),),
             max_tokens=64, settings=WSDSettings(threshold=0.99), sampling=sampling,
         )  # fmt: skip
-        await run(orch, req)
+        _, outcome = await run(orch, req)
         assert len(pilot.generate_calls) == 1, (sessions, sampling)
+        assert outcome.report.pilot_pauses == 0

@@ -72,6 +72,25 @@ async def test_online_equals_offline_reference(
     assert engines_drain(engine_pair)
 
 
+async def test_a_paced_pilot_keeps_online_equal_to_offline(engine_pair, server_loop):
+    """With pacing (a lead of 2 tokens pauses the pilot many times per answer), each resumed
+    pilot request continues the draft from its own token ids: greedy answers stay the
+    offline procedure's, and no request is left on either engine."""
+    paced = WSDOrchestrator(engine_pair.pilot, engine_pair.base, pilot_max_lead=2)
+    settings = WSDSettings(draft_max_tokens=128)
+    pauses = []
+    for name, messages in CHAT_PROMPTS[:6]:
+        request = WSDRequest(f"paced-{name}", tuple(messages), MAX_TOKENS, settings)
+        online = await server_loop.call(run_online(paced, request))
+        offline = await server_loop.call(run_offline(paced, paced.prepare(request)))
+        assert online.text == offline.text, name
+        if online.report.reason is not None:  # None: the answer ended inside the draft
+            assert online.report.accept_index == offline.accept_index, name
+        pauses.append(online.report.pilot_pauses)
+        assert engines_drain(engine_pair)
+    assert sum(pauses) >= len(pauses), pauses  # the pilot did wait
+
+
 @pytest.mark.parametrize("kind", ["penalties", "token-ids", "min-tokens"])
 async def test_sampling_options_keep_online_equal_to_offline(
     orchestrator, engine_pair, server_loop, kind
