@@ -341,12 +341,13 @@ class WSDRun:
         new one later continues from the tokens drafted so far (on the pilot's prefix cache)."""
         drafted: list[int] = []
         budget = self.prepared.draft_max_tokens
+        sampling = draft_sampling(self.request)
         try:
             for part in itertools.count():
                 request_id = f"{self.request.request_id}-pilot" + (f"-{part}" if part else "")
                 stream = self.pilot.generate(
                     [*self.prepared.pilot_prompt.token_ids, *drafted],
-                    draft_sampling(self.request), request_id, max_tokens=budget - len(drafted),
+                    sampling, request_id, max_tokens=budget - len(drafted),
                 )  # fmt: skip
                 try:
                     async for delta in stream:
